@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Writing observations: COPY into staging, then one set-based insert.
+
+Observations arrive in bulk (sensor bursts, AIS replays). They are written
+with ``COPY`` into a temporary table and moved with one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` so that a repeated reading
+(same feature, same time) is counted as a duplicate instead of failing the
+whole batch. Monthly partitions are created ahead of the rows that need them.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from django.db import connection, transaction
+from psycopg.types.json import Jsonb
+
+from twin.errors import ImportRejected
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    feature_id: int
+    time: datetime
+    values: dict
+    lon: float | None = None
+    lat: float | None = None
+
+
+@dataclass(slots=True)
+class ObservationReport:
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+
+
+def month_start(moment: datetime) -> datetime:
+    """First instant (UTC) of the month holding ``moment``.
+
+    >>> month_start(datetime(2026, 11, 24, 5, tzinfo=timezone.utc)).isoformat()
+    '2026-11-01T00:00:00+00:00'
+    """
+    moment = moment.astimezone(timezone.utc)
+    return datetime(moment.year, moment.month, 1, tzinfo=timezone.utc)
+
+
+def _next_month(start: datetime) -> datetime:
+    return datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def ensure_partitions(first: datetime, last: datetime) -> list[str]:
+    """Create the monthly partitions covering ``first``..``last`` if missing.
+
+    Rows already sitting in the DEFAULT partition for a month are moved into
+    the new partition in the same transaction (PostgreSQL refuses to attach a
+    partition whose rows the default still holds).
+    """
+    created: list[str] = []
+    start = month_start(first)
+    with connection.cursor() as cursor:
+        while start <= last:
+            end = _next_month(start)
+            name = f"twin_observation_{start:%Y%m}"
+            cursor.execute("SELECT to_regclass(%s)", [name])
+            if cursor.fetchone()[0] is None:
+                _create_partition(cursor, name, start, end)
+                created.append(name)
+            start = end
+    return created
+
+
+def _create_partition(cursor, name: str, start: datetime, end: datetime) -> None:
+    with transaction.atomic():
+        cursor.execute("LOCK TABLE twin_observation IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("SELECT to_regclass(%s)", [name])
+        if cursor.fetchone()[0] is not None:
+            return
+        cursor.execute(f'CREATE TABLE "{name}" (LIKE twin_observation INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+        cursor.execute(
+            f'WITH moved AS (DELETE FROM twin_observation_default WHERE time >= %s AND time < %s RETURNING *) '
+            f'INSERT INTO "{name}" SELECT * FROM moved', [start, end]
+        )
+        cursor.execute(
+            f'ALTER TABLE twin_observation ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end]
+        )
+    logger.info("created observation partition %s", name)
+
+
+def _batched(rows: Iterable[ObservationRow], size: int) -> Iterator[list[ObservationRow]]:
+    batch: list[ObservationRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def record_observations(rows: Iterable[ObservationRow], *, batch_size: int = 200_000) -> ObservationReport:
+    """Write observations; unknown feature ids reject the batch, repeats are skipped."""
+    report = ObservationReport()
+    for batch in _batched(rows, batch_size):
+        report.received += len(batch)
+        inserted = _write_batch(batch)
+        report.inserted += inserted
+        report.duplicates += len(batch) - inserted
+    return report
+
+
+def _write_batch(batch: list[ObservationRow]) -> int:
+    feature_ids = {row.feature_id for row in batch}
+    times = [row.time for row in batch]
+    if any(t.tzinfo is None for t in times):
+        raise ImportRejected("observation times must carry a time zone")
+    ensure_partitions(min(times), max(times))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM twin_feature WHERE id = ANY(%s)", [list(feature_ids)])
+        missing = feature_ids - {r[0] for r in cursor.fetchall()}
+        if missing:
+            raise ImportRejected(
+                f"observations refer to {len(missing)} unknown feature id(s); nothing was written",
+                problems=[f"unknown feature id {fid}" for fid in sorted(missing)[:50]],
+            )
+        cursor.execute(
+            "CREATE TEMP TABLE _observation_stage (feature_id bigint, time timestamptz, \"values\" jsonb, "
+            "position geometry) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy(
+            'COPY _observation_stage (feature_id, time, "values", position) FROM STDIN'
+        ) as copy:
+            for row in batch:
+                position = None
+                if row.lon is not None and row.lat is not None:
+                    position = f"SRID=4326;POINT({row.lon!r} {row.lat!r})"
+                copy.write_row((row.feature_id, row.time, Jsonb(row.values), position))
+        cursor.execute(
+            'INSERT INTO twin_observation (feature_id, time, "values", position) '
+            'SELECT feature_id, time, "values", position FROM _observation_stage '
+            "ON CONFLICT (feature_id, time) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute("DROP TABLE _observation_stage")
+    return inserted
+
+
+__all__ = ["ObservationReport", "ObservationRow", "ensure_partitions", "month_start", "record_observations"]
