@@ -110,7 +110,14 @@ setup_venv() {
 setup_map_ui() {
   local ui="$ROOT/map_ui" stamp="$STAMP_DIR/npm"
   [ -f "$ui/package.json" ] || return 0
-  if [ -f "$stamp" ] && [ -d "$ui/node_modules" ] \
+  # node_modules is only expected when package.json declares dependencies;
+  # its absence then means someone removed it and npm must run again.
+  local need_modules=0
+  if command -v node >/dev/null 2>&1 && (cd "$ui" && node -e \
+      'const p = require("./package.json"); process.exit(Object.keys({...p.dependencies, ...p.devDependencies}).length ? 0 : 1)'); then
+    need_modules=1
+  fi
+  if [ -f "$stamp" ] && { [ "$need_modules" = 0 ] || [ -d "$ui/node_modules" ]; } \
      && [ ! "$ui/package.json" -nt "$stamp" ] \
      && { [ ! -f "$ui/package-lock.json" ] || [ ! "$ui/package-lock.json" -nt "$stamp" ]; }; then
     return 0

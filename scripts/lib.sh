@@ -2,6 +2,10 @@
 # Shared helpers for scripts/*.sh. Sourced, never executed.
 # shellcheck shell=bash
 
+# Without this, `set -e` is off inside $(...) and a failing helper called as
+# x=$(helper) would carry on with an empty value.
+shopt -s inherit_errexit
+
 # Repository root, resolved physically so hashes and paths are stable.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 RUN_DIR="$ROOT/.run"

@@ -6,6 +6,8 @@
 #                                Mosquitto if not running; write .run/env
 #   scripts/services.sh stop     stop both
 #   scripts/services.sh status   show both; exit 0 only if both are up
+#   scripts/services.sh destroy  stop both and delete their data (the next
+#                                start begins with an empty cluster)
 #
 # They run beside any system PostgreSQL (5432) or Mosquitto (1883) on their
 # own ports, own data and own sockets, so nothing on the machine is touched.
@@ -337,6 +339,17 @@ cmd_stop() {
   mq_stop
 }
 
+cmd_destroy() {
+  cmd_stop
+  local base
+  base=$(cat "$RUN_DIR/pg.path" 2>/dev/null || true)
+  if [ -n "$base" ] && [ -d "$base" ]; then
+    log "deleting PostgreSQL cluster $base"
+    rm -rf "$base"
+  fi
+  rm -rf "$MQ_DIR" "$RUN_DIR/pg.path" "$RUN_DIR/env" "$RUN_DIR/initdb.log"
+}
+
 cmd_status() {
   local rc=0
   pg_status || rc=1
@@ -349,5 +362,6 @@ case ${1:-} in
   stop) cmd_stop ;;
   status) cmd_status ;;
   restart) cmd_stop; cmd_start ;;
-  *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+  destroy) cmd_destroy ;;
+  *) echo "usage: $0 start|stop|status|restart|destroy" >&2; exit 2 ;;
 esac

@@ -28,6 +28,8 @@ from twin.models import FeatureStatus, Layer
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_PROBLEMS = 200
+STATUS_VALUES = frozenset(FeatureStatus.values)
+_COLUMNS = "external_id, name, geom, properties, height_m, status"
 _POLYGONAL, _LINEAR, _PUNTAL = 3, 2, 1
 _DIMENSION = {"Point": _PUNTAL, "MultiPoint": _PUNTAL, "LineString": _LINEAR, "MultiLineString": _LINEAR,
               "Polygon": _POLYGONAL, "MultiPolygon": _POLYGONAL}
@@ -95,7 +97,7 @@ def _check_rows(layer: Layer, rows: Sequence[FeatureRow]) -> list[str]:
             problems.append(f"{where}: {exc}")
         if row.height_m is not None and not 0 <= row.height_m <= 1000:
             problems.append(f"{where}: height {row.height_m} m is outside 0–1000 m")
-        if row.status not in FeatureStatus.values:
+        if row.status not in STATUS_VALUES:
             problems.append(f"{where}: unknown status {row.status!r}")
     return problems
 
@@ -172,7 +174,18 @@ def write_features(
     for index in invalid:
         report.repaired.append(f"{_label(rows[index], index)}: {shapely.is_valid_reason(rows[index].geom)}")
     with transaction.atomic(), connection.cursor() as cursor:
-        _stage(cursor, rows, progress=progress, label=layer.slug)
+        if not invalid and not _layer_has_features(cursor, layer.pk):
+            # Fast path for a first load: nothing to merge with, so COPY
+            # straight into the feature table (ids are already known unique).
+            _copy_rows(cursor, "twin_feature", rows, layer_id=layer.pk, progress=progress, label=layer.slug)
+            report.inserted = len(rows)
+            logger.info(report.summary())
+            return report
+        cursor.execute(
+            "CREATE TEMP TABLE _feature_stage (idx int, external_id text, name text, geom geometry, "
+            "properties jsonb, height_m float8, status text) ON COMMIT DROP"
+        )
+        _copy_rows(cursor, "_feature_stage", rows, layer_id=None, progress=progress, label=layer.slug)
         if invalid:
             _repair(cursor, layer, invalid)
         report.inserted, report.updated = _merge(cursor, layer.pk)
@@ -188,12 +201,14 @@ def write_features(
     return report
 
 
-def _stage(cursor, rows: Sequence[FeatureRow], *, progress: bool, label: str) -> None:
-    """COPY rows into a temporary table (no indexes: COPY runs at full speed)."""
-    cursor.execute(
-        "CREATE TEMP TABLE _feature_stage (idx int, external_id text, name text, geom geometry, "
-        "properties jsonb, height_m float8, status text) ON COMMIT DROP"
-    )
+def _layer_has_features(cursor, layer_id: int) -> bool:
+    cursor.execute("SELECT EXISTS (SELECT 1 FROM twin_feature WHERE layer_id = %s)", [layer_id])
+    return bool(cursor.fetchone()[0])
+
+
+def _copy_rows(cursor, table: str, rows: Sequence[FeatureRow], *, layer_id: int | None, progress: bool,
+               label: str) -> None:
+    """Stream rows with COPY: into the staging table (with ``idx``) or straight into twin_feature."""
     geoms = shapely.set_srid(np.asarray([r.geom for r in rows], dtype=object), 4326)
     hexes = shapely.to_wkb(geoms, hex=True, include_srid=True) if rows else []
     iterator: Iterable[int] = range(len(rows))
@@ -201,14 +216,19 @@ def _stage(cursor, rows: Sequence[FeatureRow], *, progress: bool, label: str) ->
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc=f"writing {label}", unit=" rows", leave=False)
-    raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
-    with raw.copy(
-        "COPY _feature_stage (idx, external_id, name, geom, properties, height_m, status) FROM STDIN"
-    ) as copy:
+    if layer_id is None:
+        sql, lead = f"COPY {table} (idx, {_COLUMNS}) FROM STDIN", None
+    else:
+        sql, lead = f"COPY {table} (layer_id, {_COLUMNS}, created_at, updated_at) FROM STDIN", layer_id
+    with cursor.cursor.copy(sql) as copy:
         for index in iterator:
             row = rows[index]
-            copy.write_row((index, str(row.external_id), row.name or "", hexes[index], Jsonb(row.properties),
-                            row.height_m, row.status))
+            values = (str(row.external_id), row.name or "", hexes[index], Jsonb(row.properties), row.height_m,
+                      row.status)
+            if lead is None:
+                copy.write_row((index, *values))
+            else:
+                copy.write_row((lead, *values, "now", "now"))
 
 
 def _repair(cursor, layer: Layer, invalid: list[int]) -> None:
