@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The one feature write path: validate everything, write all or nothing."""
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import Point, Polygon
+
+from tests.twin.factories import NGO_MON, make_layer, sensor_row
+from twin.errors import ImportRejected
+from twin.models import Feature
+from twin.services import FeatureRow, write_features
+
+BOWTIE = Polygon([(107.57, 16.46), (107.58, 16.47), (107.58, 16.46), (107.57, 16.47), (107.57, 16.46)])
+
+
+@pytest.mark.django_db
+def test_rewriting_the_same_rows_updates_instead_of_duplicating():
+    layer = make_layer()
+    rows = [sensor_row(f"s{i}", NGO_MON[0] + i * 1e-4, NGO_MON[1]) for i in range(5)]
+    first = write_features(layer, rows)
+    again = write_features(layer, [sensor_row(f"s{i}", NGO_MON[0] + i * 1e-4, NGO_MON[1]) for i in range(5)])
+    moved = write_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)])
+    assert (first.inserted, again.inserted, again.updated, moved.updated) == (5, 0, 0, 1)
+    assert Feature.objects.filter(layer=layer).count() == 5
+
+
+@pytest.mark.django_db
+def test_replace_removes_features_missing_from_the_new_load():
+    layer = make_layer()
+    write_features(layer, [sensor_row(f"s{i}", *NGO_MON) for i in range(3)])
+    report = write_features(layer, [sensor_row("s0", *NGO_MON)], replace=True)
+    assert report.deleted == 2
+    assert list(Feature.objects.filter(layer=layer).values_list("external_id", flat=True)) == ["s0"]
+
+
+@pytest.mark.django_db
+def test_one_bad_row_rejects_the_whole_batch_naming_each_row():
+    layer = make_layer()
+    rows = [sensor_row("ok", *NGO_MON), sensor_row("bad-type", *NGO_MON, sensor_type="volcano"),
+            FeatureRow(external_id="", geom=Point(*NGO_MON), properties={"sensor_type": "noise", "unit": "dB"}),
+            sensor_row("ok", *NGO_MON)]
+    with pytest.raises(ImportRejected) as caught:
+        write_features(layer, rows)
+    text = str(caught.value)
+    assert "row 2 (id 'bad-type')" in text and "sensor_type" in text
+    assert "row 3: missing id" in text
+    assert "row 4 (id 'ok'): id repeats row 1" in text
+    assert caught.value.status == 400
+    assert not Feature.objects.filter(layer=layer).exists()
+
+
+@pytest.mark.django_db
+def test_unknown_properties_are_refused_for_strict_kinds():
+    layer = make_layer()
+    with pytest.raises(ImportRejected, match="extra_field"):
+        write_features(layer, [sensor_row("s", *NGO_MON, extra_field=1)])
+
+
+@pytest.mark.django_db
+def test_geometry_type_must_fit_the_layer():
+    layer = make_layer()
+    with pytest.raises(ImportRejected, match="cannot have a Polygon geometry"):
+        write_features(layer, [FeatureRow("p", BOWTIE.buffer(0), {"sensor_type": "noise", "unit": "dB"})])
+
+
+@pytest.mark.django_db
+def test_self_intersecting_polygon_is_repaired_with_st_makevalid_and_reported():
+    layer = make_layer(kind="generic", geometry_type="Polygon")
+    report = write_features(layer, [FeatureRow("bowtie", BOWTIE)])
+    assert len(report.repaired) == 1 and "Self-intersection" in report.repaired[0]
+    stored = Feature.objects.get(layer=layer)
+    assert stored.geom.valid and stored.geom.geom_type == "MultiPolygon"
+
+
+@pytest.mark.django_db
+def test_self_intersecting_polygon_is_rejected_when_asked():
+    layer = make_layer(kind="generic", geometry_type="Polygon")
+    with pytest.raises(ImportRejected, match="Self-intersection"):
+        write_features(layer, [FeatureRow("bowtie", BOWTIE)], on_invalid="reject")
+    assert not Feature.objects.filter(layer=layer).exists()
+
+
+@pytest.mark.django_db
+def test_features_outside_the_city_extent_are_rejected(hue):
+    layer = make_layer(city=hue)
+    hanoi = (105.8342, 21.0278)
+    with pytest.raises(ImportRejected, match="outside the extent of"):
+        write_features(layer, [sensor_row("inside", *NGO_MON), sensor_row("hanoi", *hanoi)])
+    assert not Feature.objects.filter(layer=layer).exists()
+
+
+@pytest.mark.django_db
+def test_swapped_latitude_and_longitude_are_caught():
+    layer = make_layer()
+    with pytest.raises(ImportRejected, match="not longitude/latitude"):
+        write_features(layer, [sensor_row("swapped", 16.4679, 107.5786)])
