@@ -40,15 +40,20 @@ def check_postgis(app_configs=None, databases=None, **kwargs):
     """Only runs when Django checks databases (``migrate``, ``check --database default``)."""
     if not databases or "default" not in databases:
         return []
-    hint = ("Install postgresql-15-postgis-3 and run, as a superuser, CREATE EXTENSION postgis; "
-            "`make services` does both for the project-local cluster.")
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
-            row = cursor.fetchone()
+            return postgis_problems(cursor)
     except DatabaseError as exc:
         return [checks.Error(f"cannot reach the database: {exc}", hint="Is DATABASE_URL right? `make services`.",
                              id="twin.E010")]
+
+
+def postgis_problems(cursor) -> list[checks.CheckMessage]:
+    """What is wrong with PostGIS on the database behind ``cursor`` (empty when all is well)."""
+    hint = ("Install postgresql-15-postgis-3 and run, as a superuser, CREATE EXTENSION postgis; "
+            "`make services` does both for the project-local cluster.")
+    cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+    row = cursor.fetchone()
     if row is None:
         return [checks.Error("the PostGIS extension is not installed in the database", hint=hint, id="twin.E011")]
     version = tuple(int(p) for p in row[0].split(".")[:2])

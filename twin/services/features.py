@@ -181,24 +181,30 @@ def write_features(
             report.inserted = len(rows)
             logger.info(report.summary())
             return report
-        cursor.execute(
-            "CREATE TEMP TABLE _feature_stage (idx int, external_id text, name text, geom geometry, "
-            "properties jsonb, height_m float8, status text) ON COMMIT DROP"
-        )
-        _copy_rows(cursor, "_feature_stage", rows, layer_id=None, progress=progress, label=layer.slug)
-        if invalid:
-            _repair(cursor, layer, invalid)
-        report.inserted, report.updated = _merge(cursor, layer.pk)
-        if replace:
-            cursor.execute(
-                "DELETE FROM twin_feature f WHERE f.layer_id = %s AND NOT EXISTS "
-                "(SELECT 1 FROM _feature_stage s WHERE s.external_id = f.external_id)",
-                [layer.pk],
-            )
-            report.deleted = cursor.rowcount
-        cursor.execute("DROP TABLE _feature_stage")
+        _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
     logger.info(report.summary())
     return report
+
+
+def _stage_and_merge(cursor, layer: Layer, rows: Sequence[FeatureRow], invalid: list[int], *, replace: bool,
+                     progress: bool, report: WriteReport) -> None:
+    """The general path: COPY into a temporary table, repair, upsert, optionally prune."""
+    cursor.execute(
+        "CREATE TEMP TABLE _feature_stage (idx int, external_id text, name text, geom geometry, "
+        "properties jsonb, height_m float8, status text) ON COMMIT DROP"
+    )
+    _copy_rows(cursor, "_feature_stage", rows, layer_id=None, progress=progress, label=layer.slug)
+    if invalid:
+        _repair(cursor, layer, invalid)
+    report.inserted, report.updated = _merge(cursor, layer.pk)
+    if replace:
+        cursor.execute(
+            "DELETE FROM twin_feature f WHERE f.layer_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM _feature_stage s WHERE s.external_id = f.external_id)",
+            [layer.pk],
+        )
+        report.deleted = cursor.rowcount
+    cursor.execute("DROP TABLE _feature_stage")
 
 
 def _layer_has_features(cursor, layer_id: int) -> bool:
