@@ -69,22 +69,29 @@ def _layer_filter(layers: tuple[str, ...]) -> str:
 def nearest(query: NearestQuery) -> list[tuple[Feature, float]]:
     """The ``limit`` features closest to the point, with distances in metres.
 
-    ``<->`` on geography is index-assisted KNN (PostGIS ≥ 3 orders by true
-    spheroidal distance), so this stays fast on millions of rows.
+    Index-assisted KNN (``<->`` on geography) orders by *sphere* distance,
+    which can swap two features a few metres apart. So it only finds a
+    radius: the spheroidal distance of the farthest of the first ``limit``
+    candidates. Every feature nearer than that lies inside it, so an
+    index-assisted ``ST_DWithin`` on the spheroid (plus 1 cm against rounding)
+    then gives the exact answer.
     """
     radius = "AND ST_DWithin(f.geom::geography, " + _POINT + ", %(radius)s)" if query.max_distance_m else ""
-    sql = (f"SELECT f.id, ST_Distance(f.geom::geography, {_POINT}) AS d FROM twin_feature f "
-           f"WHERE TRUE {_layer_filter(query.layers)} {radius} "
-           f"ORDER BY f.geom::geography <-> {_POINT} LIMIT %(limit)s")
-    rows = _run(sql, {"lon": query.lon, "lat": query.lat, "limit": query.limit, "layers": list(query.layers),
+    where = f"{_layer_filter(query.layers)} {radius}"
+    sql = (f"WITH knn AS (SELECT f.geom FROM twin_feature f WHERE TRUE {where} "
+           f"ORDER BY f.geom::geography <-> {_POINT} LIMIT %(limit)s), "
+           f"reach AS (SELECT max(ST_Distance(geom::geography, {_POINT})) AS r FROM knn) "
+           f"SELECT f.id, ST_Distance(f.geom::geography, {_POINT}) AS d FROM twin_feature f, reach "
+           f"WHERE ST_DWithin(f.geom::geography, {_POINT}, reach.r + 0.01) {where} "
+           f"ORDER BY d, f.id LIMIT %(limit)s")
+    return _run(sql, {"lon": query.lon, "lat": query.lat, "limit": query.limit, "layers": list(query.layers),
                       "radius": query.max_distance_m})
-    return sorted(rows, key=lambda pair: pair[1])
 
 
 def within(query: WithinQuery) -> list[tuple[Feature, float]]:
     """Features within ``radius_m`` metres of the point, nearest first."""
     sql = (f"SELECT f.id, ST_Distance(f.geom::geography, {_POINT}) AS d FROM twin_feature f "
            f"WHERE ST_DWithin(f.geom::geography, {_POINT}, %(radius)s) {_layer_filter(query.layers)} "
-           f"ORDER BY d LIMIT %(limit)s")
+           f"ORDER BY d, f.id LIMIT %(limit)s")
     return _run(sql, {"lon": query.lon, "lat": query.lat, "radius": query.radius_m, "limit": query.limit,
                       "layers": list(query.layers)})

@@ -179,10 +179,10 @@ def write_features(
             # straight into the feature table (ids are already known unique).
             _copy_rows(cursor, "twin_feature", rows, layer_id=layer.pk, progress=progress, label=layer.slug)
             report.inserted = len(rows)
-            logger.info(report.summary())
+            logger.debug(report.summary())
             return report
         _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
-    logger.info(report.summary())
+    logger.debug(report.summary())
     return report
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from twin.errors import ImportRejected
@@ -130,8 +131,8 @@ def _write_batch(batch: list[ObservationRow]) -> int:
             with transaction.atomic():
                 _copy_observations(cursor, "twin_observation", batch)
             return len(batch)
-        except IntegrityError:
-            pass
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            pass  # the batch repeats readings: take the merging path below
         cursor.execute(
             "CREATE TEMP TABLE _observation_stage (feature_id bigint, time timestamptz, \"values\" jsonb, "
             "position geometry) ON COMMIT DROP"
