@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "twin.apps.TwinConfig",
+    "map_ui.apps.MapUiConfig",
 ]
 
 MIDDLEWARE = [
@@ -125,6 +126,12 @@ STATIC_ROOT = BASE_DIR / ".run" / "static"
 # the project ships its own copy under ``fixtures/``.
 CITY_FIXTURES_DIR = Path(env("CITY_FIXTURES_DIR", str(BASE_DIR / "fixtures" / "cities")) or "")
 DEFAULT_CITY = env("DEFAULT_CITY", "hue")
+
+# The admin's map widget draws admin-area outlines from our own database as its
+# base map (no remote tiles); this line credits where those outlines came from.
+ADMIN_BASEMAP_ATTRIBUTION = env(
+    "ADMIN_BASEMAP_ATTRIBUTION", "© Thang Le Quoc, Vietnamese Provinces Database (MIT)"
+)
 
 # Upload and import limits: oversized input is rejected before it is read.
 IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(512 * 1024 * 1024)) or 0)

@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Say how to build the vendored front-end files when they are missing.
+
+The admin map widget loads OpenLayers from our own static files (built from
+npm by ``make deps``), never from a CDN, so a checkout where npm never ran
+would show a blank map. This check names the fix instead.
+"""
+from __future__ import annotations
+
+from django.contrib.staticfiles import finders
+from django.core import checks
+
+# Static paths the server needs; produced by `npm run build` in map_ui/.
+VENDORED_ASSETS = ("map_ui/vendor/ol/ol.js", "map_ui/vendor/ol/ol.css")
+BUILD_HINT = "Run `make deps`, or by hand: cd map_ui && npm ci && npm run build."
+
+
+def check_vendored_assets(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    missing = [path for path in VENDORED_ASSETS if not finders.find(path)]
+    if not missing:
+        return []
+    return [checks.Error(f"front-end build output missing: {', '.join(missing)} (the admin map would be blank)",
+                         hint=BUILD_HINT, id="map_ui.E001")]
