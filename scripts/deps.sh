@@ -102,7 +102,10 @@ setup_venv() {
     return 0
   fi
   log "pip install -e '.[dev]' into .venv"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -e "$ROOT[dev]" \
+  # editable_mode=compat puts the checkout on sys.path (a .pth line), so a
+  # package added later (a new app folder) is importable without reinstalling.
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q \
+    --config-settings editable_mode=compat -e "$ROOT[dev]" \
     || die "pip install -e '.[dev]' failed; see the pip output above."
   touch "$stamp"
 }

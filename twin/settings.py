@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.gis",
     "twin.apps.TwinConfig",
+    "layers.apps.LayersConfig",
     "map_ui.apps.MapUiConfig",
 ]
 

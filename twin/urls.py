@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """URLs. ``/collections`` and ``/tiles`` are reserved for the OGC layers API (a later app)."""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from twin import api, views
 
@@ -20,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     *api_patterns,
+    path("", include("layers.urls")),
 ]
