@@ -53,6 +53,8 @@ load: migrate
 	$(WITH_ENV) $(TWIN) load-city $(LOAD_ARGS)
 
 demo: deps services migrate load
+	$(WITH_ENV) bash scripts/admin-user.sh
+	@echo "CityTwin: http://$(DEMO_ADDR)/  (admin: http://$(DEMO_ADDR)/admin/, user admin, password in .run/admin-password)"
 	$(WITH_ENV) exec $(TWIN) runserver $(DEMO_ADDR)
 
 # CITYTWIN_REQUIRE_SERVICES=1 makes tests that need PostgreSQL or MQTT fail
