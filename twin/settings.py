@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "twin.apps.TwinConfig",
     "layers.apps.LayersConfig",
+    "ingestion.apps.IngestionConfig",
     "map_ui.apps.MapUiConfig",
 ]
 
