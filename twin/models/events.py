@@ -17,8 +17,12 @@ class EventStatus(models.TextChoices):
 
 # The lifecycle: new → acknowledged → dispatched → resolved, and dismissed
 # from any open state. Closed events stay closed; a recurrence is a new event.
+# new → resolved exists for conditions that clear before anyone acknowledged
+# them (a rule's auto-clear, signed "rule:<name>" in the history), so stale
+# alarms do not pile up in the operators' queue.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    EventStatus.NEW: frozenset({EventStatus.ACKNOWLEDGED, EventStatus.DISPATCHED, EventStatus.DISMISSED}),
+    EventStatus.NEW: frozenset({EventStatus.ACKNOWLEDGED, EventStatus.DISPATCHED, EventStatus.RESOLVED,
+                                EventStatus.DISMISSED}),
     EventStatus.ACKNOWLEDGED: frozenset({EventStatus.DISPATCHED, EventStatus.RESOLVED, EventStatus.DISMISSED}),
     EventStatus.DISPATCHED: frozenset({EventStatus.RESOLVED, EventStatus.DISMISSED}),
     EventStatus.RESOLVED: frozenset(),

@@ -12,14 +12,27 @@ from django.contrib.gis.geos import GEOSGeometry
 from django.db import transaction
 
 from twin.errors import InvalidInput, InvalidTransition, NotFound
-from twin.models import AdminLevel, EventStatus, Feature, GeoEvent, GeoEventTransition, Layer
+from twin.models import AdminArea, AdminLevel, Agency, EventStatus, Feature, GeoEvent, GeoEventTransition, Layer
 from twin.models.events import ALLOWED_TRANSITIONS
+from twin.services import announce
 from twin.services.areas import agencies_for, area_containing
 
 
 @dataclass(frozen=True, slots=True)
+class RoutedTo:
+    """A routing decided by the producer (``ingestion.routing``), which records why in the payload."""
+
+    ward_id: int | None
+    agency_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventDraft:
-    """What a producer (adapter, rule, operator) knows about an event."""
+    """What a producer (adapter, rule, operator) knows about an event.
+
+    ``route`` is set by producers that resolve the responsible agency
+    themselves; ``None`` routes here through :func:`agencies_for`.
+    """
 
     kind: str
     category: str
@@ -32,6 +45,7 @@ class EventDraft:
     layer_slug: str | None = None
     source_key: str | None = None
     producer: str = "system"
+    route: RoutedTo | None = None
 
 
 def raise_event(draft: EventDraft) -> tuple[GeoEvent, bool]:
@@ -47,9 +61,13 @@ def raise_event(draft: EventDraft) -> tuple[GeoEvent, bool]:
     if draft.occurred_at.tzinfo is None:
         raise InvalidInput("occurred_at must carry a time zone")
     geom = draft.geom.transform(4326, clone=True) if draft.geom.srid != 4326 else draft.geom
-    ward = area_containing(geom, AdminLevel.WARD)
-    province = ward.parent if ward else area_containing(geom, AdminLevel.PROVINCE)
-    agencies = agencies_for(ward, province, draft.category)
+    if draft.route is not None:
+        ward = AdminArea.objects.filter(pk=draft.route.ward_id).first() if draft.route.ward_id else None
+        agencies = list(Agency.objects.filter(pk=draft.route.agency_id)) if draft.route.agency_id else []
+    else:
+        ward = area_containing(geom, AdminLevel.WARD)
+        province = ward.parent if ward else area_containing(geom, AdminLevel.PROVINCE)
+        agencies = agencies_for(ward, province, draft.category)
     layer = Layer.objects.filter(slug=draft.layer_slug).first() if draft.layer_slug else None
     if draft.layer_slug and layer is None:
         raise InvalidInput(f"unknown layer {draft.layer_slug!r}")
@@ -67,6 +85,7 @@ def raise_event(draft: EventDraft) -> tuple[GeoEvent, bool]:
         if created:
             GeoEventTransition.objects.create(event=event, from_status="", to_status=EventStatus.NEW,
                                               actor_label=draft.producer)
+        announce.event_changed(event.pk, "created" if created else "updated")
     return event, created
 
 
@@ -87,4 +106,5 @@ def transition_event(event_id: int, to_status: str, *, actor: AbstractBaseUser |
         )
         event.status = to_status
         event.save(update_fields=["status", "updated_at"])
+        announce.event_changed(event.pk, "transition")
     return event

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Rule state and episodes: one event per condition, updated while it lasts.
+
+An *episode* is one occurrence of a condition (a level above its threshold,
+a device silent, a boat inside a zone). Its event has the stable source key
+``<rule>:<subject>:<episode start>``, so every update goes to the same row
+(``raise_event`` updates by ``source_key``) and a recurrence after the
+condition cleared is a new event. The rule's memory lives in ``RuleState``
+rows, locked with ``SELECT … FOR UPDATE`` in a stable order for the whole
+evaluation, so two ingestion workers never open two events for one
+condition and never deadlock each other.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.gis.geos import Point
+from django.utils import timezone as dj_timezone
+
+from ingestion.models import RuleState
+from twin.models import EventStatus, GeoEvent
+from twin.services import EventDraft, RoutedTo, raise_event, transition_event
+
+if TYPE_CHECKING:
+    from ingestion.rules.base import Rule
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = frozenset({EventStatus.NEW, EventStatus.ACKNOWLEDGED, EventStatus.DISPATCHED})
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with a fixed width, so stored times also compare as strings.
+
+    >>> iso(datetime(2026, 11, 24, 8, 30, tzinfo=timezone.utc))
+    '2026-11-24T08:30:00.000000Z'
+    """
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of :func:`iso`.
+
+    >>> parse_iso('2026-11-24T08:30:00.000000Z').isoformat()
+    '2026-11-24T08:30:00+00:00'
+    """
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def episode_key(rule: str, subject: str, started_at: datetime) -> str:
+    """The source key of one episode's event.
+
+    >>> episode_key("threshold", "42:water", datetime(2026, 11, 24, 8, 30, tzinfo=timezone.utc))
+    'threshold:42:water:20261124T083000Z'
+    """
+    return f"{rule}:{subject}:{started_at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def lock_states(rule: str, subjects: Iterable[str]) -> dict[str, RuleState]:
+    """Create missing state rows, then lock them all, in subject order.
+
+    Must run inside a transaction: the locks last until it ends. Rows are
+    inserted with ``ON CONFLICT DO NOTHING`` first so that a subject seen for
+    the first time by two workers at once still ends up as one row.
+    """
+    wanted = sorted(set(subjects))
+    if not wanted:
+        return {}
+    now = dj_timezone.now()
+    RuleState.objects.bulk_create([RuleState(rule=rule, subject=s, state={}, updated_at=now) for s in wanted],
+                                  ignore_conflicts=True)
+    rows = RuleState.objects.select_for_update().filter(rule=rule, subject__in=wanted).order_by("subject")
+    return {row.subject: row for row in rows}
+
+
+def save_states(states: Iterable[RuleState]) -> None:
+    """Write back what the rule changed (state JSON, open event) in one statement."""
+    rows = list(states)
+    now = dj_timezone.now()
+    for row in rows:
+        row.updated_at = now
+    if rows:
+        RuleState.objects.bulk_update(rows, ["state", "event", "updated_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What a rule says about a condition; the episode turns it into an event."""
+
+    category: str
+    severity: int
+    title: str
+    geom: Point
+    feature_id: int | None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _route(rule: Rule, state: RuleState, alert: Alert) -> tuple[RoutedTo, dict[str, Any]]:
+    """Route once per episode and keep it: a fixed sensor does not move, and a
+    moving one's event stays with the agency that first received it."""
+    stored = state.state.get("route")
+    if stored and stored.get("category") == alert.category:
+        return RoutedTo(stored["ward_id"], stored["agency_id"]), stored["record"]
+    route = rule.router.route(alert.geom, alert.category)
+    record = route.as_payload()
+    state.state["route"] = {"category": alert.category, "ward_id": route.routed_to.ward_id,
+                            "agency_id": route.routed_to.agency_id, "record": record}
+    return route.routed_to, record
+
+
+def open_or_update(rule: Rule, state: RuleState, alert: Alert, started_at: datetime,
+                   extra: Mapping[str, Any] | None = None) -> GeoEvent:
+    """Raise the episode's event, or update it (same source key) while it lasts."""
+    routed, record = _route(rule, state, alert)
+    payload = {**alert.payload, **(extra or {}), "rule": rule.name, "subject": state.subject,
+               "episode_start": iso(started_at), "routing": record}
+    draft = EventDraft(kind=rule.name, category=alert.category, geom=alert.geom, occurred_at=started_at,
+                       severity=alert.severity, title=alert.title, payload=payload,
+                       source_feature_id=alert.feature_id, source_key=episode_key(rule.name, state.subject, started_at),
+                       producer=rule.actor, route=routed)
+    event, created = raise_event(draft)
+    if created:
+        logger.info("%s opened event %s (%s) for %s", rule.actor, event.pk, alert.category, state.subject)
+    state.event = event
+    state.state["episode"] = iso(started_at)
+    return event
+
+
+def close(rule: Rule, state: RuleState, alert: Alert, at: datetime, note: str = "") -> GeoEvent | None:
+    """End the episode: record when it cleared, and resolve the event if it is still open.
+
+    An operator may already have resolved or dismissed it; that choice stands.
+    """
+    started = state.state.get("episode")
+    event = None
+    if started and state.event_id is not None:   # None: an administrator deleted the event
+        event = open_or_update(rule, state, alert, parse_iso(started), extra={"cleared_at": iso(at)})
+        if event.status in OPEN_STATUSES:
+            event = transition_event(event.pk, EventStatus.RESOLVED, actor_label=rule.actor,
+                                     note=note or "Điều kiện đã hết / condition cleared")
+    state.event = None
+    state.state.pop("episode", None)
+    state.state.pop("route", None)
+    return event
+
+
+__all__ = ["Alert", "OPEN_STATUSES", "close", "episode_key", "iso", "lock_states", "open_or_update", "parse_iso",
+           "save_states"]

@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Offline timers: a device silent for longer than its reporting period plus a grace.
+
+The condition comes from the *absence* of data, so a timer finds it:
+``twin check-offline`` (or :func:`ingestion.rules.engine.run_timers`) looks
+at every monitored device. A device's last contact is the later of
+``Feature.last_seen`` (written by the ingestion sink) and the newest reading
+this rule has seen; a device with neither has never reported and is not
+watched. When ``now − last contact > period + grace`` an ``offline`` event
+is opened (one per device and silence); the first reading that
+``evaluate()`` sees from the device ends it.
+
+Period and grace come, most specific first, from ``devices`` (by device id),
+then ``kinds["<layer kind>.<sensor type>"]``, then ``kinds["<layer kind>"]``;
+only layer kinds named in ``kinds`` are watched.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.db import connection
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ingestion.messages import Reading
+from ingestion.rules.base import Rule, RuleConfig
+from ingestion.rules.context import BatchContext, Device, load_devices
+from ingestion.rules.episodes import Alert, close, iso, lock_states, open_or_update, parse_iso, save_states
+
+logger = logging.getLogger(__name__)
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period_s: float = Field(gt=0, description="How often the device reports, in seconds.")
+    grace_s: float = Field(default=0, ge=0, description="Extra silence tolerated before it counts as offline.")
+
+    @property
+    def limit(self) -> timedelta:
+        return timedelta(seconds=self.period_s + self.grace_s)
+
+
+class OfflineConfig(RuleConfig):
+    kinds: dict[str, Period] = Field(
+        default_factory=lambda: {"sensor": Period(period_s=300, grace_s=120), "camera": Period(period_s=60,
+                                 grace_s=60), "boat": Period(period_s=600, grace_s=300)},
+        description="Defaults per layer kind ('sensor') or kind and sensor type ('sensor.air_quality').")
+    devices: dict[str, Period] = Field(default_factory=dict, description="Overrides per device id.")
+    ignore_statuses: tuple[str, ...] = Field(default=("inactive", "maintenance", "retired"), description="Feature "
+                                             "statuses that are not watched.")
+    category: str = Field(default="device_offline", min_length=1, description="Event category (routing).")
+    severity: int = Field(default=2, ge=1, le=5, description="Event severity.")
+    interval_s: float = Field(default=60, gt=0, le=3600, description="How often `twin check-offline` checks.")
+
+    @model_validator(mode="after")
+    def _kinds_named(self) -> OfflineConfig:
+        if not self.kinds:
+            raise ValueError("kinds must name at least one layer kind to watch")
+        return self
+
+    def period_for(self, device_id: str, kind: str, subtype: str | None) -> Period | None:
+        """The most specific period for a device (None: its kind is not watched)."""
+        return (self.devices.get(device_id) or (self.kinds.get(f"{kind}.{subtype}") if subtype else None)
+                or self.kinds.get(kind))
+
+
+_MONITORED_SQL = """
+SELECT f.id, f.external_id, l.kind, f.properties->>'sensor_type', f.last_seen,
+       rs.state->>'last_reading', rs.event_id
+  FROM twin_feature f
+  JOIN twin_layer l ON l.id = f.layer_id
+  LEFT JOIN ingestion_rulestate rs ON rs.rule = %(rule)s AND rs.subject = f.id::text
+ WHERE l.kind = ANY(%(kinds)s) AND NOT (f.status = ANY(%(ignore)s)) {only}
+"""
+
+# Newest reading per device, one statement per batch; rows come back locked
+# (ON CONFLICT DO UPDATE), sorted, so workers cannot deadlock on them.
+_SEEN_SQL = """
+INSERT INTO ingestion_rulestate (rule, subject, state, updated_at)
+SELECT %(rule)s, s.subject, jsonb_build_object('last_reading', s.t), now()
+  FROM unnest(%(subjects)s::text[], %(times)s::text[]) AS s(subject, t)
+ ORDER BY s.subject
+ON CONFLICT (rule, subject) DO UPDATE
+   SET state = ingestion_rulestate.state || jsonb_build_object('last_reading',
+               GREATEST(ingestion_rulestate.state->>'last_reading', EXCLUDED.state->>'last_reading')),
+       updated_at = now()
+RETURNING subject, event_id
+"""
+
+
+class OfflineRule(Rule):
+    name = "offline"
+    config_model = OfflineConfig
+    supports_timers = True
+    cfg: OfflineConfig
+
+    def wants(self, reading: Reading) -> bool:
+        return any(k.split(".", 1)[0] == reading.kind for k in self.cfg.kinds)
+
+    def evaluate(self, readings: Sequence[Reading], ctx: BatchContext) -> None:
+        """Note each device's newest reading; end the offline event of any device heard from."""
+        newest: dict[str, datetime] = {}
+        for reading in readings:
+            key = str(reading.feature_id)
+            newest[key] = max(newest.get(key, reading.time), reading.time)
+        subjects = sorted(newest)
+        with connection.cursor() as cursor:
+            cursor.execute(_SEEN_SQL, {"rule": self.name, "subjects": subjects,
+                                       "times": [iso(newest[s]) for s in subjects]})
+            back = sorted(subject for subject, event_id in cursor.fetchall() if event_id is not None)
+        states = lock_states(self.name, back)
+        for subject, row in states.items():
+            device = ctx.device(int(subject))
+            if device is not None:
+                close(self, row, self._alert(device, row.state), newest[subject],
+                      note="Thiết bị đã gửi dữ liệu trở lại / device reporting again")
+        save_states(states.values())
+
+    def tick(self, now: datetime) -> int:
+        """Open events for devices gone silent, close those heard from; returns the number of changes."""
+        due = self._survey(now)
+        if not due:
+            return 0
+        states = lock_states(self.name, (str(fid) for fid in due))
+        devices = load_devices(due)
+        changes = 0
+        for fid, (silent, last, period) in self._survey(now, only=sorted(due)).items():   # again, under the locks
+            row, device = states[str(fid)], devices.get(fid)
+            if device is None or silent == (row.event_id is not None):
+                continue
+            if silent:
+                row.state.update(last_contact=iso(last), period_s=period.period_s, grace_s=period.grace_s)
+                open_or_update(self, row, self._alert(device, row.state), last + period.limit)
+            else:
+                close(self, row, self._alert(device, row.state), last,
+                      note="Thiết bị đã liên lạc lại / device heard from again")
+            changes += 1
+        save_states(states.values())
+        return changes
+
+    def _survey(self, now: datetime, only: list[int] | None = None) -> dict[int, tuple[bool, datetime, Period]]:
+        """Devices whose offline verdict differs from their open event (all, or ``only`` these)."""
+        kinds = sorted({k.split(".", 1)[0] for k in self.cfg.kinds})
+        sql = _MONITORED_SQL.format(only="AND f.id = ANY(%(only)s)" if only is not None else "")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"rule": self.name, "kinds": kinds, "ignore": list(self.cfg.ignore_statuses),
+                                 "only": only or []})
+            rows = cursor.fetchall()
+        due: dict[int, tuple[bool, datetime, Period]] = {}
+        for fid, external_id, kind, subtype, last_seen, last_reading, event_id in rows:
+            period = self.cfg.period_for(external_id, kind, subtype)
+            contacts = [t for t in (last_seen, parse_iso(last_reading) if last_reading else None) if t is not None]
+            if period is None or not contacts:
+                continue
+            last = max(contacts)
+            silent = now - last > period.limit
+            if silent != (event_id is not None) or only is not None:
+                due[fid] = (silent, last, period)
+        return due
+
+    def _alert(self, device: Device, st: dict) -> Alert:
+        label = device.label
+        return Alert(category=self.cfg.category, severity=self.cfg.severity, geom=device.position(),
+                     title=f"Thiết bị mất kết nối: {label} / Device offline: {label}", feature_id=device.id,
+                     payload={"device": device.external_id, "last_contact": st.get("last_contact"),
+                              "period_s": st.get("period_s"), "grace_s": st.get("grace_s")})
+
+
+__all__ = ["OfflineConfig", "OfflineRule", "Period"]
