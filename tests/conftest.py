@@ -6,8 +6,13 @@ never skips), so CI fails loudly.
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.management import call_command
+from django.test.testcases import LiveServerThread
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +27,27 @@ def hue(db):
     from twin.models import City
 
     return City.objects.get(slug="hue")
+
+
+@pytest.fixture
+def committed_live_server(django_db_setup, django_db_blocker):
+    """Django's live server over the *committed* test database.
+
+    pytest-django's ``live_server`` forces ``transactional_db``, which flushes
+    every table afterwards and would wipe the city loaded once per session.
+    Here the test commits only its own user and deletes it afterwards.
+    """
+    with django_db_blocker.unblock():
+        thread = LiveServerThread("localhost", StaticFilesHandler, port=0)
+        thread.daemon = True
+        thread.start()
+        thread.is_ready.wait()
+        if thread.error:
+            raise thread.error
+        password = uuid.uuid4().hex
+        user = get_user_model().objects.create_superuser(f"browser-{password[:8]}", password=password)
+        try:
+            yield f"http://localhost:{thread.port}", user.get_username(), password
+        finally:
+            thread.terminate()
+            user.delete()

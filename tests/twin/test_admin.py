@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import shapely
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.gis.geos import Point
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 from django.urls import reverse
 from django.utils import timezone
 
@@ -300,30 +296,6 @@ def test_missing_openlayers_build_is_a_system_error_with_the_fix(monkeypatch):
 
 
 # --- a real browser, offline ---
-
-@pytest.fixture
-def committed_live_server(django_db_setup, django_db_blocker):
-    """Django's live server over the *committed* test database.
-
-    pytest-django's ``live_server`` forces ``transactional_db``, which flushes
-    every table afterwards and would wipe the city loaded once per session.
-    Here the test commits only its own user and deletes it afterwards.
-    """
-    with django_db_blocker.unblock():
-        thread = LiveServerThread("localhost", StaticFilesHandler, port=0)
-        thread.daemon = True
-        thread.start()
-        thread.is_ready.wait()
-        if thread.error:
-            raise thread.error
-        password = uuid.uuid4().hex
-        user = get_user_model().objects.create_superuser(f"browser-{password[:8]}", password=password)
-        try:
-            yield f"http://localhost:{thread.port}", user.get_username(), password
-        finally:
-            thread.terminate()
-            user.delete()
-
 
 def test_admin_map_renders_offline_in_headless_chromium(committed_live_server, tmp_path):
     if not CHROMIUM.exists() or not shutil.which(str(CHROMIUM)):
