@@ -1,8 +1,26 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""ASGI entry point (Channels plugs in here when live push lands)."""
+"""ASGI entry point: Django for HTTP, Channels for ``/ws/live`` (docs/live.md).
+
+Serve with ``twin runserver`` (daphne's, in development), ``daphne
+twin.asgi:application`` or ``uvicorn twin.asgi:application``.
+"""
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin.settings")
-application = get_asgi_application()
+# Set Django up (apps, models) before anything below imports a model.
+django_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from ingestion.live.routing import lifespan, websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_application,
+    # Session users come from the cookie (AuthMiddlewareStack); API tokens and the
+    # Origin check are the consumer's (ingestion/live/auth.py).
+    "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+    "lifespan": lifespan,
+})

@@ -55,6 +55,9 @@ ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS", "127.0.0.1,localhost,t
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in (env("CSRF_TRUSTED_ORIGINS", "") or "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
+    # Daphne first: its ``runserver`` replaces Django's and serves the ASGI
+    # application, so ``twin runserver`` (and ``make demo``) speak WebSocket too.
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -106,6 +109,17 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", 
 
 MQTT_URL = env("MQTT_URL", "mqtt://127.0.0.1:1883")
 
+# Live push (docs/live.md). Committed event and feature-state changes are republished on MQTT under
+# LIVE_TOPIC_ROOT ({root}/{city}/events/{id}, {root}/{city}/features/{layer}/{id}/state) by every process
+# that commits them; each web process subscribes once and fans them out to /ws/live. MQTT is the bus
+# between processes, so no channel layer (Redis) is needed. LIVE_ANNOUNCER="" turns announcing off.
+LIVE = {
+    "topic_root": env("LIVE_TOPIC_ROOT", "city"),
+    "coalesce_ms": int(env("LIVE_COALESCE_MS", "100") or 100),
+    "seen_interval_s": float(env("LIVE_SEEN_INTERVAL_S", "10") or 10),
+}
+LIVE_ANNOUNCER = env("LIVE_ANNOUNCER", "ingestion.live.announce") if os.environ.get("LIVE_ANNOUNCER") != "" else ""
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -138,6 +152,30 @@ ADMIN_BASEMAP_ATTRIBUTION = env(
 # Upload and import limits: oversized input is rejected before it is read.
 IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(512 * 1024 * 1024)) or 0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)) or 0)
+
+# Vector tiles (layers/tiles.py, docs/tiles.md). Tiles are cached under their layer's data
+# version, so an entry is never stale, only evicted; the cache just bounds memory. LocMem is per
+# process; TILE_CACHE_DIR switches to a file cache shared by every worker on the host;
+# TILE_CACHE_ENTRIES=0 turns the tile cache off (benchmarks of uncached tiles).
+TILE_CACHE_DIR = env("TILE_CACHE_DIR")
+TILE_CACHE_ENTRIES = int(env("TILE_CACHE_ENTRIES", "5000") or 0)
+_TILE_CACHE_BACKEND = ("django.core.cache.backends.dummy.DummyCache" if TILE_CACHE_ENTRIES <= 0
+                       else "django.core.cache.backends.filebased.FileBasedCache" if TILE_CACHE_DIR
+                       else "django.core.cache.backends.locmem.LocMemCache")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "tiles": {
+        "BACKEND": _TILE_CACHE_BACKEND,
+        "LOCATION": TILE_CACHE_DIR or "citytwin-tiles",
+        "TIMEOUT": 24 * 3600,
+        "OPTIONS": {"MAX_ENTRIES": max(TILE_CACHE_ENTRIES, 1)},
+    },
+}
+TILES = {
+    "max_zoom": int(env("TILES_MAX_ZOOM", "22") or 22),
+    "feature_cap": int(env("TILES_FEATURE_CAP", "5000") or 5000),
+    "max_age": int(env("TILES_MAX_AGE", "30") or 30),
+}
 
 # GDAL 3.6 (Debian 12) cannot block network access while parsing SRS; CityTwin parses
 # CRS with pyproj, never through GDAL on untrusted input, so the warning is noise.

@@ -179,11 +179,35 @@ def write_features(
             # straight into the feature table (ids are already known unique).
             _copy_rows(cursor, "twin_feature", rows, layer_id=layer.pk, progress=progress, label=layer.slug)
             report.inserted = len(rows)
-            logger.debug(report.summary())
-            return report
-        _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
+        else:
+            _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
+        if report.inserted or report.updated or report.deleted:
+            bump_data_version(cursor, layer.pk)
     logger.debug(report.summary())
     return report
+
+
+def bump_data_version(cursor, layer_id: int) -> None:
+    """Give the layer a new data version inside the caller's transaction.
+
+    Vector tiles (and anything else derived from a layer) are cached under
+    ``(layer, version)``; bumping in the write's own transaction means the new
+    version becomes visible exactly when the new rows do. Versions come from one
+    sequence, so they never repeat, not even for a re-created layer.
+    """
+    cursor.execute(
+        "INSERT INTO twin_layer_data_version (layer_id, version) "
+        "VALUES (%s, nextval('twin_layer_data_version_seq')) "
+        "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()",
+        [layer_id],
+    )
+
+
+def bump_layer_versions(layer_ids: Iterable[int]) -> None:
+    """Bump the data version of ``layer_ids`` (for deletes that bypass :func:`write_features`)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for layer_id in sorted(set(layer_ids)):  # a fixed order: no lock-order deadlocks
+            bump_data_version(cursor, layer_id)
 
 
 def _stage_and_merge(cursor, layer: Layer, rows: Sequence[FeatureRow], invalid: list[int], *, replace: bool,
