@@ -108,5 +108,18 @@ api_definition = ogc_view(_api_document)
 collections = ogc_view(ogc.collections)
 collection = ogc_view(ogc.collection)
 queryables = ogc_view(ogc.queryables)
-items = ogc_view(ogc_items.items)
+_items = ogc_view(ogc_items.items)
 item = ogc_view(ogc_items.item)
+
+#: ``f`` values of ``/items`` that download the whole query as a file (layers/exports.py)
+ITEMS_FILE_FORMATS = ("gpkg", "csv", "kepler")
+
+
+@csrf_exempt  # as every ogc_view: methods are checked (405) inside
+def items(request: HttpRequest, **kwargs) -> HttpResponse:
+    """``/items``; with ``f=gpkg|csv|kepler`` the same query as a file (all matches, not one page)."""
+    if request.GET.get("f", "").strip().lower() in ITEMS_FILE_FORMATS:
+        from layers import spatial_api  # the exports' view; imported here so the OGC core stands alone
+
+        return spatial_api.export_view(request, **kwargs)
+    return _items(request, **kwargs)

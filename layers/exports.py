@@ -15,11 +15,10 @@ API and one from the command line carry the same columns and attribution:
   of a representative point, ``wkt``, and ``attribution`` on every row;
 - ``kepler``: one HTML file that opens offline (:mod:`layers.kepler`).
 
-For the OGC items view (``layers.ogc_items.items``): when ``f`` is one of
-:data:`FILE_FORMATS`, answer ``return exports.export_items(req, collection_id)``;
-``/collections/{id}/export?<items parameters>&f=`` does exactly that today.
-Callers holding a parsed :class:`~layers.query.FeatureQuery` use
-:func:`export_query`.
+OGC items: ``/collections/{id}/export?<items parameters>&f=`` is
+:func:`export_items`, and ``layers.api.items`` hands ``/items?...&f=gpkg|csv|kepler``
+to the same view. Callers holding a parsed :class:`~layers.query.FeatureQuery`
+use :func:`export_query`.
 """
 from __future__ import annotations
 
@@ -232,7 +231,6 @@ def export_items(req: ApiRequest, collection_id: str) -> Answer:
     params = {k: v for k, v in req.params.items() if k != "f"}
     fmt = parse_format(req.params.get("f"), FILE_FORMATS) if "f" in req.params else "geojson"
     explicit = bool(params.get("limit", "").strip())
-    params.setdefault("limit", str(MAX_EXPORT_FEATURES))
     if not explicit:
         params["limit"] = str(MAX_EXPORT_FEATURES)
     q = parse_feature_query(params, provider.fields(), temporal=provider.temporal, allowed=("lang",),

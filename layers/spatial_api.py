@@ -181,12 +181,12 @@ def _layer_of(req: ApiRequest, collection_id: str) -> tuple[Collection, str]:
     return found, exports.feature_layer(found).slug
 
 
-def _answer(req: ApiRequest, found: Collection, page: MatchPage, what: str, limit: int | None = None,
+def _answer(req: ApiRequest, found: Collection, page: MatchPage, what: str, label: str, limit: int | None = None,
             offset: int = 0) -> Answer:
     """The result as ``f`` asks: GeoJSON with links (and ``next`` when a page follows) or a file."""
     fmt = exports.parse_format(req.params.get("f"))
     result = exports.ResultSet.from_matches(found.layer, page, name=f"{found.id}-{what}",
-                                            title=f"{found.title('vi')} · {what}", attribution=found.attribution)
+                                            title=f"{found.title('vi')} · {label}", attribution=found.attribution)
     links = exports.export_links(req)
     if page.has_more and limit is not None:
         links.append(link(req.with_params(offset=offset + limit, limit=limit), "next", exports.GEOJSON))
@@ -208,7 +208,7 @@ def nearest_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> A
     query = NearestQuery(lon=parse_number(req.params, "lon"), lat=parse_number(req.params, "lat"),
                          limit=parse_limit(req.params.get("limit"), default=10, maximum=MAX_RESULTS), layers=(slug,),
                          max_distance_m=parse_number(req.params, "max_distance_m", required=False))
-    return _answer(req, found, _matches(nearest(query)), "nearest")
+    return _answer(req, found, _matches(nearest(query)), "nearest", "gần nhất / nearest")
 
 
 @spatial_view()
@@ -219,7 +219,7 @@ def within_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> An
     query = WithinQuery(lon=parse_number(req.params, "lon"), lat=parse_number(req.params, "lat"),
                         radius_m=parse_number(req.params, "radius_m"), layers=(slug,),
                         limit=parse_limit(req.params.get("limit"), default=MAX_RESULTS, maximum=MAX_RESULTS))
-    return _answer(req, found, _matches(within(query)), "within")
+    return _answer(req, found, _matches(within(query)), "within", "trong bán kính / within radius")
 
 
 def _page(params: Mapping[str, str]) -> tuple[int, int]:
@@ -235,7 +235,8 @@ def area_view(req: ApiRequest, request: HttpRequest, collection_id: str, code: s
     limit, offset = _page(req.params)
     query = AreaQuery(layer=slug, code=code, level=parse_level(req.params),
                       predicate=req.params.get("predicate", "intersects").strip().lower(), limit=limit, offset=offset)
-    return _answer(req, found, in_admin_area(query), f"area-{query.code}", limit, offset)
+    return _answer(req, found, in_admin_area(query), f"area-{query.code}", f"khu vực / area {query.code}", limit,
+                   offset)
 
 
 @spatial_view(methods=("GET", "POST"))
@@ -247,7 +248,7 @@ def polygon_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> A
     polygon = checked_polygon(request_geometry(request, req.params, "geom"), "geom")
     query = PolygonQuery(layer=slug, polygon=polygon, limit=limit, offset=offset,
                          predicate=req.params.get("predicate", "intersects").strip().lower())
-    return _answer(req, found, in_polygon(query), "polygon", limit, offset)
+    return _answer(req, found, in_polygon(query), "polygon", "vùng vẽ / drawn polygon", limit, offset)
 
 
 @spatial_view(methods=("GET", "POST"))
@@ -259,7 +260,7 @@ def along_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> Ans
     line = checked_line(request_geometry(request, req.params, "line"), "line")
     query = AlongQuery(layer=slug, line=line, buffer_m=parse_number(req.params, "buffer_m"), limit=limit,
                        offset=offset)
-    return _answer(req, found, along_line(query), "along", limit, offset)
+    return _answer(req, found, along_line(query), "along", "dọc tuyến / along line", limit, offset)
 
 
 @spatial_view()

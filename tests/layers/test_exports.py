@@ -184,3 +184,14 @@ def test_every_export_format_is_offered_as_an_alternate_link(client):
     links = reference(client, "/collections/hue-police/nearest", {"lon": NGO_MON[0], "lat": NGO_MON[1]})["links"]
     offered = {re.search(r"f=(\w+)", link["href"])[1] for link in links if link["rel"] == "alternate"}
     assert offered == {"geojson", "gpkg", "csv", "kepler"}
+
+
+def test_items_with_a_file_format_download_the_whole_query(client):
+    params = {"bbox": "107.55,16.44,107.62,16.48", "sortby": "name"}
+    rows = read_csv(get(client, "/collections/hue-hotels/items", {**params, "f": "csv"}).content)
+    exported = read_csv(get(client, "/collections/hue-hotels/export", {**params, "f": "csv"}).content)
+    page = json.loads(get(client, "/collections/hue-hotels/items", params).content)
+    assert [r["id"] for r in rows] == [r["id"] for r in exported]
+    assert len(rows) > page["numberReturned"] == 10  # every match, not the first page
+    kepler = get(client, "/collections/hue-hotels/items", {**params, "f": "kepler"})
+    assert kepler["Content-Type"] == "text/html; charset=utf-8" and "attachment" in kepler["Content-Disposition"]

@@ -11,10 +11,11 @@ so a failed export never leaves half a file under the real name.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +50,19 @@ class TextSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExportFilter:
-    """Optional filters: a lon/lat bounding box (west, south, east, north) and a status."""
+    """Optional filters: a lon/lat bounding box (west, south, east, north) and a status.
+
+    ``ids`` narrows the export to exactly these feature primary keys, in this
+    order: the result of a query (nearest, in an area, along a line, an OGC
+    items filter), so every query result is exported by the same writers.
+    ``extra`` adds computed values per feature id (``distance_m``...) to its
+    properties; they win over stored properties of the same name.
+    """
 
     bbox: tuple[float, float, float, float] | None = None
     status: str | None = None
+    ids: tuple[int, ...] | None = None
+    extra: Mapping[int, Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.bbox is not None:
@@ -100,23 +110,42 @@ def _where(layer: Layer, filt: ExportFilter) -> tuple[str, list[Any]]:
     return sql, params
 
 
+def _source(filt: ExportFilter) -> tuple[str, list[Any]]:
+    """The relation to read as ``f``: the feature table, or the listed ids with their extras and order."""
+    if filt.ids is None:
+        return "twin_feature f", []
+    extra = filt.extra or {}
+    listed = json.dumps([{"id": fid, "n": n, "x": extra.get(fid) or {}} for n, fid in enumerate(filt.ids)],
+                        ensure_ascii=False, default=str)
+    return ("(SELECT t.id, t.layer_id, t.external_id, t.name, t.status, t.height_m, t.last_seen, t.geom, "
+            "t.properties || x.x AS properties, x.n AS ord__ FROM jsonb_to_recordset(%s::jsonb) "
+            "AS x(id bigint, n integer, x jsonb) JOIN twin_feature t ON t.id = x.id) f", [listed])
+
+
+def _order(filt: ExportFilter) -> str:
+    return "f.ord__" if filt.ids is not None else "f.external_id"
+
+
 def count_features(layer: Layer, filt: ExportFilter) -> int:
+    source, head = _source(filt)
     where, params = _where(layer, filt)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM twin_feature f WHERE {where}", params)
+        cursor.execute(f"SELECT count(*) FROM {source} WHERE {where}", head + params)
         return int(cursor.fetchone()[0])
 
 
 def _stream_rows(layer: Layer, filt: ExportFilter, geometry_sql: str) -> Iterator[tuple]:
     """Yield (external_id, name, status, height_m, last_seen, properties, geometry) in id order.
 
-    A named (server-side) cursor fetches :data:`FETCH_CHUNK` rows at a time.
+    In external id order, or in the order of ``filt.ids``. A named
+    (server-side) cursor fetches :data:`FETCH_CHUNK` rows at a time.
     """
+    source, head = _source(filt)
     where, params = _where(layer, filt)
     sql = (f"SELECT f.external_id, f.name, f.status, f.height_m, f.last_seen, f.properties, {geometry_sql} "
-           f"FROM twin_feature f WHERE {where} ORDER BY f.external_id")
+           f"FROM {source} WHERE {where} ORDER BY {_order(filt)}")
     with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, head + params)
         while batch := cursor.fetchmany(FETCH_CHUNK):
             yield from batch
 
@@ -178,13 +207,14 @@ def _gpkg_schema(layer: Layer, filt: ExportFilter) -> list[_Column]:
     values mix types, or hold lists or objects, become JSON text columns
     (listed in the layer metadata so ``twin import`` parses them back).
     """
+    source, head = _source(filt)
     where, params = _where(layer, filt)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT p.key, array_agg(DISTINCT jsonb_typeof(p.value)), bool_and(CASE WHEN jsonb_typeof(p.value) "
             "= 'number' THEN (p.value #>> '{}')::numeric %% 1 = 0 AND abs((p.value #>> '{}')::numeric) < 9e18 "
-            f"ELSE true END) FROM twin_feature f, jsonb_each(f.properties) p WHERE {where} "
-            "GROUP BY p.key ORDER BY p.key", params)
+            f"ELSE true END) FROM {source}, jsonb_each(f.properties) p WHERE {where} "
+            "GROUP BY p.key ORDER BY p.key", head + params)
         found = cursor.fetchall()
     used = {n.lower() for n in ("id", *CORE_FIELDS)}
     columns = []
@@ -202,9 +232,10 @@ def _gpkg_schema(layer: Layer, filt: ExportFilter) -> list[_Column]:
 
 def _gpkg_geometry_type(layer: Layer, filt: ExportFilter) -> tuple[str, bool]:
     """(GeoPackage geometry type, promote to multi): one type, its multi form, or Unknown."""
+    source, head = _source(filt)
     where, params = _where(layer, filt)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT GeometryType(f.geom) FROM twin_feature f WHERE {where}", params)
+        cursor.execute(f"SELECT DISTINCT GeometryType(f.geom) FROM {source} WHERE {where}", head + params)
         types = {_GPKG_TYPES.get(row[0], "Unknown") for row in cursor.fetchall()}
     if len(types) == 1:
         return types.pop(), False
@@ -269,6 +300,49 @@ def _append_gpkg(path: Path, table: str, frame: gpd.GeoDataFrame, geometry_type:
                  first: dict, written: int) -> None:
     pyogrio.write_dataframe(frame, path, layer=table, driver="GPKG", geometry_type=geometry_type,
                             promote_to_multi=promote or None, append=written > 0, **first)
+
+
+CSV_POINT_COLUMNS = ("lon", "lat", "wkt", "attribution")
+_CSV_GEOMETRY_SQL = (f"ST_X(ST_PointOnSurface(f.geom)), ST_Y(ST_PointOnSurface(f.geom)), "
+                     f"ST_AsText(f.geom, {GEOJSON_DECIMALS})")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def write_csv(layer: Layer, sink: TextSink, filt: ExportFilter | None = None) -> int:
+    """Write ``layer`` as CSV (RFC 4180) into ``sink``; return the feature count.
+
+    Columns: ``id`` (external id), the core fields, one column per property
+    key (lists and objects as JSON text), then ``lon``/``lat`` of a
+    representative point (``ST_PointOnSurface``: inside a polygon, on a
+    line), ``wkt`` (the whole geometry, EPSG:4326) and ``attribution``.
+    CSV has no metadata and rows travel without their file, so the
+    attribution is repeated on every row instead of a ``#`` line that
+    spreadsheets would show as data. The caller picks the encoding (the HTTP
+    export uses UTF-8 with a BOM, which Excel needs to read Vietnamese).
+    """
+    filt = filt or ExportFilter()
+    columns = _gpkg_schema(layer, filt)
+    names = [f"prop_{c.name}" if c.name.lower() in CSV_POINT_COLUMNS else c.name for c in columns]
+    writer = csv.writer(sink)
+    writer.writerow(["id", *CORE_FIELDS, *names, *CSV_POINT_COLUMNS])
+    count = 0
+    for ext_id, name, status, height_m, last_seen, props, lon, lat, wkt in _stream_rows(layer, filt,
+                                                                                        _CSV_GEOMETRY_SQL):
+        props = json.loads(props) if isinstance(props, str) else (props or {})
+        writer.writerow([ext_id, name, status, _csv_cell(height_m), last_seen.isoformat() if last_seen else "",
+                         *(_csv_cell(props.get(c.key)) for c in columns), round(lon, GEOJSON_DECIMALS),
+                         round(lat, GEOJSON_DECIMALS), wkt, layer.attribution])
+        count += 1
+    return count
 
 
 def export_layer(layer: Layer, output: str, fmt: str, filt: ExportFilter | None = None, *,
