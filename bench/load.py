@@ -21,6 +21,7 @@ alike. The project's path must reach at least 50 % of raw COPY.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -53,10 +54,18 @@ def _setup_database() -> str:
     base = url.rsplit("/", 1)[0]
     os.environ["DATABASE_URL"] = f"{base}/{bench_db}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin.settings")
+    # twin.settings was imported above with the real DATABASE_URL: re-read it,
+    # or django.setup() would migrate (and TRUNCATE) the real database.
+    importlib.reload(project_settings)
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+
+    if settings.DATABASES["default"]["NAME"] != bench_db:
+        raise RuntimeError(f"refusing to run: Django points at {settings.DATABASES['default']['NAME']!r}, "
+                           f"not the scratch database {bench_db!r}")
 
     with _connection().cursor() as cursor:
         cursor.execute("CREATE EXTENSION IF NOT EXISTS postgis")
