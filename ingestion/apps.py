@@ -9,6 +9,7 @@ class IngestionConfig(AppConfig):
 
     def ready(self) -> None:
         # Registry wiring happens here, never as an import side effect.
+        from ingestion import checks  # noqa: F401  (registers the ingestion configuration check)
         from ingestion.rules.base import register_builtin_rules
 
         register_builtin_rules()

@@ -16,6 +16,10 @@ class DeadLetter(models.Model):
     received_at = models.DateTimeField()
     replayed_at = models.DateTimeField(null=True, blank=True)
     replay_result = models.CharField(max_length=200, blank=True)
+    fingerprint = models.CharField(
+        max_length=64, null=True, blank=True, unique=True,
+        help_text="SHA-256 of topic, bytes and size: a redelivered message is stored once.",
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -44,3 +48,21 @@ class RuleState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule}:{self.subject}"
+
+
+class BrokerLogin(models.Model):
+    """The MQTT broker's copy of a device credential's secret, hashed the broker's way.
+
+    Mosquitto checks passwords itself (PBKDF2-SHA512, its ``$7$`` format),
+    and the Django hash of ``DeviceCredential`` cannot be converted, so the
+    secret is hashed a second time when the login is issued. ``twin
+    mqtt-passwords`` writes these into the broker's password file.
+    """
+
+    credential = models.OneToOneField("twin.DeviceCredential", on_delete=models.CASCADE, related_name="broker_login")
+    password_hash = models.CharField(max_length=200, help_text="Mosquitto $7$ PBKDF2-SHA512 hash of the secret.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"broker login of {self.credential_id}"
+

@@ -206,28 +206,37 @@ def _prepare_cells(cursor) -> None:
     # A session temp table (not ON COMMIT DROP): a request may build inside an
     # outer transaction (tests), and the table is reused by the next build.
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS _tile_cells (z smallint, x integer, y integer, n bigint, "
-                   "sx float8, sy float8) ON COMMIT DELETE ROWS")
+                   "sx float8, sy float8) ON COMMIT DELETE ROWS")  # sx, sy: sums of lon, lat
     cursor.execute("CREATE INDEX IF NOT EXISTS _tile_cells_z ON _tile_cells (z)")
     cursor.execute("TRUNCATE _tile_cells")
 
 
 def _scan_cells(cursor, layer_id: int, level: int) -> tuple[int, tuple[float, float, float, float] | None]:
-    """One pass over the layer: points into level-``level`` cells; return count and lon/lat bounds."""
+    """One pass over the layer: points into level-``level`` cells; return count and lon/lat bounds.
+
+    Per row only what the cell needs: ``lon``/``lat`` are read once (the
+    ``OFFSET 0`` keeps the planner from inlining ``ST_X`` into every use),
+    columns are linear in longitude and only the row needs the Mercator
+    formula. Cells keep sums of lon/lat (``sx``/``sy``): half the cost of
+    the Mercator sums, and a cell's mean latitude is its mean Mercator y
+    to well under a tile unit.
+    """
     cursor.execute(
         f"""
         WITH cells AS MATERIALIZED (
-            SELECT least(floor((mx + {HALF_WORLD}) * %(scale)s), %(top)s)::int AS x,
-                   least(floor(({HALF_WORLD} - my) * %(scale)s), %(top)s)::int AS y,
-                   count(*) AS n, sum(mx) AS sx, sum(my) AS sy,
+            SELECT least(floor((lon + 180.0) * %(lon_scale)s), %(top)s)::int AS x,
+                   least(floor(({HALF_WORLD} - {merc_y('lat')}) * %(scale)s), %(top)s)::int AS y,
+                   count(*) AS n, sum(lon) AS sx, sum(lat) AS sy,
                    min(lon) AS lon0, min(lat) AS lat0, max(lon) AS lon1, max(lat) AS lat1
-            FROM (SELECT lon, lat, {merc_x('lon')} AS mx, {merc_y('lat')} AS my
-                  FROM (SELECT ST_X(p) AS lon, ST_Y(p) AS lat
-                        FROM (SELECT {POINT_OF} AS p FROM twin_feature f WHERE f.layer_id = %(layer)s) q) ll) m
+            FROM (SELECT ST_X(p) AS lon, ST_Y(p) AS lat
+                  FROM (SELECT {POINT_OF} AS p FROM twin_feature f WHERE f.layer_id = %(layer)s) q
+                  OFFSET 0) ll
             GROUP BY 1, 2),
         stored AS (INSERT INTO _tile_cells (z, x, y, n, sx, sy) SELECT %(level)s, x, y, n, sx, sy FROM cells)
         SELECT coalesce(sum(n), 0), min(lon0), min(lat0), max(lon1), max(lat1) FROM cells
         """,
-        {"level": level, "scale": (1 << level) / (2 * HALF_WORLD), "top": (1 << level) - 1, "layer": layer_id},
+        {"level": level, "scale": (1 << level) / (2 * HALF_WORLD), "lon_scale": (1 << level) / 360.0,
+         "top": (1 << level) - 1, "layer": layer_id},
     )
     features, *bounds = cursor.fetchone()
     return (int(features), tuple(bounds)) if features else (0, None)
@@ -243,18 +252,18 @@ def _roll_up(cursor, level: int) -> None:
 def _store_clusters(cursor, layer: Layer, cluster_zoom: int, feature_cap: int) -> None:
     """Keep the cells of dense tiles at zooms ``0..cluster_zoom`` as clusters.
 
-    The mean position is clamped one tile unit inside its cell so the rounded
-    MVT coordinate never lands in a neighbouring tile (counts stay per tile).
+    The mean position (from the cell's lon/lat sums) is clamped one tile unit
+    inside its cell so the rounded MVT coordinate never lands in a
+    neighbouring tile (counts stay per tile).
     """
     cursor.execute(
         f"""
-        INSERT INTO twin_tile_cluster (layer_id, version, z, x, y, n, geom)
-        SELECT %(layer)s, %(version)s, c.z - {CELL_SHIFT}, c.x >> {CELL_SHIFT}, c.y >> {CELL_SHIFT}, c.n,
-               ST_SetSRID(ST_MakePoint(
-                   least(greatest(c.sx / c.n, -{HALF_WORLD} + c.x * s.size + s.unit),
-                         -{HALF_WORLD} + (c.x + 1) * s.size - s.unit),
-                   least(greatest(c.sy / c.n, {HALF_WORLD} - (c.y + 1) * s.size + s.unit),
-                         {HALF_WORLD} - c.y * s.size - s.unit)), 3857)
+        INSERT INTO twin_tile_cluster (layer_id, version, z, gx, gy, n, mx, my)
+        SELECT %(layer)s, %(version)s, c.z - {CELL_SHIFT}, c.x, c.y, c.n,
+               least(greatest({merc_x('c.sx / c.n')}, -{HALF_WORLD} + c.x * s.size + s.unit),
+                     -{HALF_WORLD} + (c.x + 1) * s.size - s.unit),
+               least(greatest({merc_y('c.sy / c.n')}, {HALF_WORLD} - (c.y + 1) * s.size + s.unit),
+                     {HALF_WORLD} - c.y * s.size - s.unit)
         FROM _tile_cells c
         JOIN _tile_cells t ON t.z = c.z - {CELL_SHIFT} AND t.x = c.x >> {CELL_SHIFT} AND t.y = c.y >> {CELL_SHIFT}
         CROSS JOIN LATERAL (SELECT 2 * {HALF_WORLD} / power(2, c.z) AS size,

@@ -18,6 +18,9 @@
 #   CITYTWIN_PG_PORT          PostgreSQL port (default 55432; if the default is
 #                             taken by something else, the next free one)
 #   CITYTWIN_MQTT_PORT        Mosquitto port (default 51883; same rule)
+#   CITYTWIN_MQTT_DEVICE_PORT Mosquitto's authenticated device listener
+#                             (default: the Mosquitto port + 1; same rule)
+#   CITYTWIN_MQTT_DEVICE_BIND its address (default 127.0.0.1)
 #   CITYTWIN_PG_BIN           PostgreSQL server binaries (default
 #                             /usr/lib/postgresql/15/bin, Debian's place)
 set -euo pipefail
@@ -246,9 +249,17 @@ mq_start() {
     local user_line=""
     is_root && user_line="user root"
     [ -f "$MQ_TEMPLATE" ] || die "missing $MQ_TEMPLATE"
+    # The device listener (password + ACL) sits above the anonymous one;
+    # its files are written by `twin mqtt-passwords` and must exist to start.
+    local device_port
+    device_port=$(pick_port "Mosquitto device" "${CITYTWIN_MQTT_DEVICE_PORT:-$((port + 1))}" CITYTWIN_MQTT_DEVICE_PORT)
+    [ "$device_port" != "$port" ] || die "the Mosquitto device port must differ from $port"
+    (umask 077 && touch "$MQ_DIR/passwd" "$MQ_DIR/acl")
     sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$MQ_DIR|g" -e "s|@USER_LINE@|$user_line|g" \
+      -e "s|@DEVICE_PORT@|$device_port|g" -e "s|@DEVICE_BIND@|${CITYTWIN_MQTT_DEVICE_BIND:-127.0.0.1}|g" \
       "$MQ_TEMPLATE" >"$MQ_DIR/mosquitto.conf"
     echo "$port" >"$MQ_DIR/port"
+    echo "$device_port" >"$MQ_DIR/device_port"
     rm -f "$MQ_DIR/mosquitto.pid"
     log "starting Mosquitto on 127.0.0.1:$port (log: $MQ_DIR/mosquitto.log)"
     # Its stderr goes to a file: as root it always warns about running as
@@ -284,7 +295,11 @@ mq_stop() {
 mq_status() {
   local pid
   if pid=$(mq_pid); then
-    echo "mosquitto:  running on 127.0.0.1:$(cat "$MQ_DIR/port") (pid $pid)"
+    local devices=""
+    if [ -f "$MQ_DIR/device_port" ]; then
+      devices=", devices (password + ACL) on port $(cat "$MQ_DIR/device_port")"
+    fi
+    echo "mosquitto:  running on 127.0.0.1:$(cat "$MQ_DIR/port") (pid $pid)$devices"
   else
     echo "mosquitto:  stopped"; return 1
   fi
@@ -309,6 +324,11 @@ write_env() {
     echo "export MQTT_URL=$(shq "$mq")"
     echo "export CITYTWIN_LOCAL_DATABASE_URL=$(shq "$local_db")"
     echo "export CITYTWIN_LOCAL_MQTT_URL=$(shq "$local_mq")"
+    # The local broker's authenticated device listener, when its config has one.
+    if [ -n "$local_mq" ] && [ -f "$MQ_DIR/device_port" ] \
+       && grep -q "^listener $(cat "$MQ_DIR/device_port") " "$MQ_DIR/mosquitto.conf" 2>/dev/null; then
+      echo "export MQTT_DEVICE_URL=$(shq "mqtt://127.0.0.1:$(cat "$MQ_DIR/device_port")")"
+    fi
   } >"$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }

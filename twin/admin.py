@@ -24,6 +24,7 @@ import shapely
 from django.contrib import admin, messages
 from django.contrib.gis.admin import GISModelAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -40,6 +41,7 @@ from twin.models.events import ALLOWED_TRANSITIONS
 from twin.roles import Capability, capabilities_of
 from twin.services import (EventDraft, FeatureRow, ObservationRow, create_api_token, create_device_credential,
                            ensure_layer, raise_event, record_observations, transition_event, write_features)
+from twin.services.features import bump_layer_versions
 from twin.services.users import deactivate_device_credentials, revoke_api_tokens
 
 logger = logging.getLogger(__name__)
@@ -210,6 +212,19 @@ class FeatureAdmin(RoleAdmin):
         write_features(obj.layer, [row], on_invalid="reject")
         saved = Feature.objects.get(layer=obj.layer, external_id=obj.external_id)
         obj.pk, obj.created_at, obj.updated_at = saved.pk, saved.created_at, saved.updated_at
+
+    # Deletes bypass write_features: bump the layers' data version in the same
+    # transaction so cached vector tiles of those layers are not served again.
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            bump_layer_versions([obj.layer_id])
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            layer_ids = list(queryset.order_by().values_list("layer_id", flat=True).distinct())
+            super().delete_queryset(request, queryset)
+            bump_layer_versions(layer_ids)
 
 
 class ObservationWindowFilter(admin.SimpleListFilter):
