@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Payload schemas, one per stream, named after the NGSI-LD Smart Data Models.
+
+Devices send the *key-values* form of a Smart Data Model entity (plain JSON,
+no ``{"type": "Property", "value": ...}`` wrappers) — or a JSON list of them
+when a gateway or a buffering logger sends many readings at once. Only the
+attributes a city operations centre uses are accepted; any other key is
+refused (``extra="forbid"``) so a typo never becomes a silently lost value.
+
+Numbers are strict: ``"12"`` is not a number, ``true`` is not a number, and
+NaN/Infinity are refused (JSON has neither; the parser refuses them before
+pydantic, ``allow_inf_nan=False`` catches ``1e999``).
+
+>>> AirQualityObserved.model_validate({"dateObserved": "2026-11-24T05:00:00Z", "pm25": 12}).values()
+{'pm25': 12.0}
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}   # per schema: attributes with a default, for values_of()
+
+
+class GeoPoint(BaseModel):
+    """A GeoJSON Point (the NGSI-LD ``location`` GeoProperty), lon/lat in EPSG:4326."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=3,
+                                     description="[longitude, latitude(, altitude)] in degrees (EPSG:4326)")
+
+    @property
+    def lon(self) -> float:
+        return self.coordinates[0]
+
+    @property
+    def lat(self) -> float:
+        return self.coordinates[1]
+
+    @model_validator(mode="after")
+    def _in_range(self) -> GeoPoint:
+        lon, lat = self.coordinates[:2]
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ValueError("coordinates must be [longitude, latitude] within ±180 and ±90")
+        return self
+
+
+class StreamPayload(BaseModel):
+    """Base of every stream schema.
+
+    ``time_field`` names the Smart Data Model attribute holding the
+    observation time; it becomes ``Reading.time`` and must carry a zone.
+    ``entity_type`` is the Smart Data Model name accepted in ``type``.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    time_field: ClassVar[str] = "dateObserved"
+    entity_type: ClassVar[str] = ""
+    meta_fields: ClassVar[frozenset[str]] = frozenset({"id", "type", "location"})
+
+    id: str | None = Field(default=None, max_length=256, description="NGSI-LD entity id (optional, not stored)")
+    location: GeoPoint | None = Field(default=None, description="Where the reading was taken (moving devices)")
+
+    def observed_at(self) -> datetime:
+        """The observation time, in UTC."""
+        return getattr(self, self.time_field).astimezone(timezone.utc)
+
+    def values(self) -> dict[str, Any]:
+        """What is stored in ``Observation.values``: the measured attributes, JSON-ready."""
+        return self.model_dump(mode="json", exclude_none=True, exclude=self.meta_fields | {self.time_field})
+
+    @classmethod
+    def values_of(cls, validated_input: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`values` for many readings, taken from their JSON input once it has validated.
+
+        Strict validation changes nothing it accepts (an integer stays the
+        same number), so the input's own attributes are the values; only the
+        schema's defaults are added. Four times cheaper than re-serialising
+        the models, which matters at tens of thousands of readings a second.
+
+        >>> Alert.values_of([{"dateIssued": "2026-11-24T05:00:00Z", "category": "fire", "description": None}])
+        [{'severity': 'high', 'alarm': True, 'category': 'fire'}]
+        """
+        skip = cls.meta_fields | {cls.time_field}
+        defaults = cls._value_defaults()
+        return [{**defaults, **{k: v for k, v in item.items() if v is not None and k not in skip}}
+                for item in validated_input]
+
+    @classmethod
+    def _value_defaults(cls) -> dict[str, Any]:
+        cached = _DEFAULTS.get(cls)
+        if cached is None:
+            skip = cls.meta_fields | {cls.time_field}
+            cached = _DEFAULTS[cls] = {name: info.default for name, info in cls.model_fields.items()
+                                       if name not in skip and info.default is not None and not info.is_required()}
+        return cached
+
+
+def _time(description: str):
+    # Timestamps are ISO 8601 strings in JSON; strict mode would refuse the
+    # string form, so the time field alone is lax (AwareDatetime still
+    # refuses a time without a zone).
+    return Field(strict=False, description=description)
+
+
+class AirQualityObserved(StreamPayload):
+    """Smart Data Model ``AirQualityObserved`` (dataModel.Environment); µg/m³ unless noted."""
+
+    entity_type: ClassVar[str] = "AirQualityObserved"
+    type: Literal["AirQualityObserved"] | None = None
+    dateObserved: AwareDatetime = _time("Observation time, ISO 8601 with zone")
+    pm25: float | None = Field(default=None, ge=0, le=5000, description="PM2.5, µg/m³")
+    pm10: float | None = Field(default=None, ge=0, le=5000, description="PM10, µg/m³")
+    pm1: float | None = Field(default=None, ge=0, le=5000, description="PM1, µg/m³")
+    no2: float | None = Field(default=None, ge=0, le=10000, description="NO₂, µg/m³")
+    o3: float | None = Field(default=None, ge=0, le=10000, description="O₃, µg/m³")
+    co: float | None = Field(default=None, ge=0, le=100000, description="CO, µg/m³")
+    so2: float | None = Field(default=None, ge=0, le=10000, description="SO₂, µg/m³")
+    co2: float | None = Field(default=None, ge=0, le=100000, description="CO₂, ppm")
+    temperature: float | None = Field(default=None, ge=-60, le=70, description="Air temperature, °C")
+    relativeHumidity: float | None = Field(default=None, ge=0, le=1, description="Relative humidity, 0..1")
+    airQualityIndex: float | None = Field(default=None, ge=0, le=1000, description="AQI computed by the device")
+
+
+class WaterQualityObserved(StreamPayload):
+    """Smart Data Model ``WaterQualityObserved`` (dataModel.WaterQuality)."""
+
+    entity_type: ClassVar[str] = "WaterQualityObserved"
+    type: Literal["WaterQualityObserved"] | None = None
+    dateObserved: AwareDatetime = _time("Observation time, ISO 8601 with zone")
+    temperature: float | None = Field(default=None, ge=-5, le=60, description="Water temperature, °C")
+    pH: float | None = Field(default=None, ge=0, le=14)
+    conductivity: float | None = Field(default=None, ge=0, description="Electrical conductivity, S/m")
+    conductance: float | None = Field(default=None, ge=0, description="Specific conductance, S/m")
+    tss: float | None = Field(default=None, ge=0, description="Total suspended solids, mg/L")
+    tds: float | None = Field(default=None, ge=0, description="Total dissolved solids, mg/L")
+    turbidity: float | None = Field(default=None, ge=0, description="Turbidity, FNU")
+    salinity: float | None = Field(default=None, ge=0, description="Salinity, ppt")
+    O2: float | None = Field(default=None, ge=0, description="Dissolved oxygen, mg/L")
+    NO3: float | None = Field(default=None, ge=0, description="Nitrate, mg/L")
+    NH4: float | None = Field(default=None, ge=0, description="Ammonium, mg/L")
+    PO4: float | None = Field(default=None, ge=0, description="Phosphate, mg/L")
+
+
+class FloodMonitoring(StreamPayload):
+    """Smart Data Model ``FloodMonitoring`` (dataModel.Environment): water level, metres."""
+
+    time_field: ClassVar[str] = "observationDateTime"
+    entity_type: ClassVar[str] = "FloodMonitoring"
+    type: Literal["FloodMonitoring"] | None = None
+    observationDateTime: AwareDatetime = _time("Observation time, ISO 8601 with zone")
+    currentLevel: float = Field(ge=-100, le=100, description="Water level above the reference, m")
+    measuredDistance: float | None = Field(default=None, ge=0, description="Sensor tip to water surface, m")
+    referenceLevel: float | None = Field(default=None, description="River bed to sensor tip, m")
+    floodLevelStatus: str | None = Field(default=None, max_length=40, description="Device's own status text")
+
+
+class Device(StreamPayload):
+    """Smart Data Model ``Device`` (dataModel.Device): health of the device itself.
+
+    ``deviceState`` sets the feature's status; ``retired`` is an operator
+    decision and never comes from a device.
+    """
+
+    time_field: ClassVar[str] = "dateLastValueReported"
+    entity_type: ClassVar[str] = "Device"
+    type: Literal["Device"] | None = None
+    dateLastValueReported: AwareDatetime = _time("Time of this status report, ISO 8601 with zone")
+    deviceState: Literal["active", "inactive", "maintenance"] | None = None
+    batteryLevel: float | None = Field(default=None, ge=0, le=1, description="Battery, 0..1")
+    rssi: float | None = Field(default=None, ge=-200, le=0, description="Received signal strength, dBm")
+    firmwareVersion: str | None = Field(default=None, max_length=60)
+
+
+class Alert(StreamPayload):
+    """Smart Data Model ``Alert`` (dataModel.Alert): fire alarms, smoke, camera detections.
+
+    One CityTwin extension: ``alarm`` (default true) says whether the alarm
+    is on; a panel reports its reset as ``"alarm": false`` (optionally with
+    ``validTo``), which is what the fire rule ends its event on.
+    """
+
+    time_field: ClassVar[str] = "dateIssued"
+    entity_type: ClassVar[str] = "Alert"
+    type: Literal["Alert"] | None = None
+    dateIssued: AwareDatetime = _time("When the alert was raised, ISO 8601 with zone")
+    category: str = Field(min_length=1, max_length=60, description="fire, smoke, flood, security ...")
+    subCategory: str | None = Field(default=None, max_length=60)
+    severity: Literal["informational", "low", "medium", "high", "critical"] = "high"
+    description: str | None = Field(default=None, max_length=2000)
+    validFrom: AwareDatetime | None = Field(default=None, strict=False)
+    validTo: AwareDatetime | None = Field(default=None, strict=False, description="When the alert ended")
+    alarm: bool = Field(default=True, description="CityTwin extension: false when the alarm resets")
+
+
+class VehiclePosition(StreamPayload):
+    """Position of a moving feature (boats): a subset of Smart Data Model ``Vehicle``."""
+
+    time_field: ClassVar[str] = "observationDateTime"
+    entity_type: ClassVar[str] = "Vehicle"
+    type: Literal["Vehicle"] | None = None
+    observationDateTime: AwareDatetime = _time("Fix time, ISO 8601 with zone")
+    location: GeoPoint = Field(description="GeoJSON Point, required for a position")
+    speed: float | None = Field(default=None, ge=0, le=200, description="Speed over ground, km/h")
+    heading: float | None = Field(default=None, ge=0, lt=360, description="Course over ground, degrees from north")
+
+
+_LIST_ADAPTERS: dict[type[StreamPayload], TypeAdapter] = {}
+
+
+def list_adapter(schema: type[StreamPayload]) -> TypeAdapter:
+    """A cached validator for a list of ``schema`` (one call into pydantic-core per message)."""
+    adapter = _LIST_ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[schema] = TypeAdapter(list[schema])
+    return adapter
+
+
+__all__ = ["AirQualityObserved", "Alert", "Device", "FloodMonitoring", "GeoPoint", "StreamPayload",
+           "VehiclePosition", "WaterQualityObserved", "list_adapter"]

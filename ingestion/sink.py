@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Batching sink: deliveries → one transaction → acknowledgements → rules.
+
+Adapters hand every message to :meth:`Sink.submit` (from their network
+thread) as a :class:`Delivery` carrying an ``ack`` callback. The sink thread
+collects deliveries and flushes them every ``flush_interval_ms`` or every
+``max_messages`` / ``max_readings``:
+
+1. resolve devices and extents (cached lookups);
+2. **one transaction**: observations through ``record_observations`` (COPY,
+   idempotent on ``(feature_id, time)``), ``last_seen``/``status`` through
+   ``mark_devices_seen`` (one UPDATE), dead letters;
+3. only then acknowledge every message of the batch, in arrival order
+   (MQTT 5 §4.6 asks PUBACKs in the order PUBLISHes arrived);
+4. call the rules engine with the batch's readings.
+
+A crash before step 2 commits means the broker redelivers (nothing lost); a
+crash between 2 and 3 means a redelivery that the unique key turns into a
+no-op (nothing stored twice). While PostgreSQL is unreachable the batch is
+retried with back-off and nothing is acknowledged, so the broker holds the
+stream (it stops sending at ``receive_maximum`` unacknowledged messages).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from django.db import InterfaceError, OperationalError, connections, transaction
+
+from ingestion.config import BatchConfig
+from ingestion.deadletter import store_dead_letters
+from ingestion.devices import DeviceDirectory
+from ingestion.messages import Reading, Rejected
+from ingestion.parsing import ParsedMessage, Reason, reject
+from twin.services import ObservationRow, mark_devices_seen, record_observations
+
+logger = logging.getLogger(__name__)
+
+# Errors meaning "the database is not there right now", as opposed to "the
+# database refuses this data". COPY runs on the raw psycopg cursor, so its
+# errors arrive unwrapped by Django.
+RETRYABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+STATS_EVERY_S = 30.0
+
+RulesHook = Callable[[list[Reading]], None]
+
+
+def _no_ack() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as an adapter hands it over: parsed (or refused) plus how to acknowledge it."""
+
+    message: ParsedMessage | Rejected
+    ack: Callable[[], None] = _no_ack
+
+    @property
+    def size(self) -> int:
+        return len(self.message.items) if isinstance(self.message, ParsedMessage) else 0
+
+
+@dataclass(slots=True)
+class CommitReport:
+    readings: int = 0
+    inserted: int = 0
+    dead_letters: int = 0
+    devices: int = 0
+
+    def add(self, other: CommitReport) -> None:
+        self.readings += other.readings
+        self.inserted += other.inserted
+        self.dead_letters += other.dead_letters
+        self.devices += other.devices
+
+
+def default_rules_hook() -> RulesHook:
+    """The rules engine's entry point, called with each committed batch."""
+    # Imported late: the engine loads the rules configuration on first use.
+    from ingestion.rules.engine import evaluate
+
+    return evaluate
+
+
+def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = ()) -> CommitReport:
+    """Store readings, device liveness and dead letters in one transaction."""
+    # Sorted by (feature, time): two workers writing overlapping keys take
+    # locks in one order, and repeats within the batch sit side by side.
+    ordered = sorted(readings, key=_key)
+    rows: list[ObservationRow] = []
+    seen: dict[int, datetime] = {}
+    statuses: dict[int, str] = {}
+    previous = None
+    for reading in ordered:
+        key = (reading.feature_id, reading.time)
+        if key == previous:
+            continue                                  # a repeat inside the batch: stored once
+        previous = key
+        rows.append(ObservationRow(reading.feature_id, reading.time, reading.values,  # type: ignore[arg-type]
+                                   reading.lon, reading.lat))
+        seen[reading.feature_id] = reading.time       # ordered: the last one is the latest
+        if reading.stream == "status" and reading.values.get("deviceState"):
+            statuses[reading.feature_id] = reading.values["deviceState"]
+    report = CommitReport(readings=len(readings))
+    with transaction.atomic():
+        if rows:
+            report.inserted = record_observations(rows).inserted
+        report.devices = mark_devices_seen(seen, statuses)
+        report.dead_letters = store_dead_letters(rejected)
+    return report
+
+
+def _key(reading: Reading) -> tuple[int, datetime]:
+    return reading.feature_id, reading.time
+
+
+def run_rules(rules: RulesHook | None, readings: list[Reading]) -> None:
+    """Rules run after the commit; their failure never loses or blocks readings."""
+    if rules is None or not readings:
+        return
+    try:
+        rules(readings)
+    except Exception:
+        logger.exception("rules engine failed on a batch of %d readings (they are stored)", len(readings))
+
+
+class Sink:
+    """Collects deliveries from adapters and writes them in batches (see the module docstring)."""
+
+    def __init__(self, cfg: BatchConfig, directory: DeviceDirectory, rules: RulesHook | None = None, *,
+                 queue_size: int = 10_000) -> None:
+        self._cfg = cfg
+        self._directory = directory
+        self._rules = rules
+        # Hand-over from the adapter's thread. Not a queue.Queue: waking the
+        # sink for every message costs more CPU than parsing it; the adapter
+        # wakes the sink only when a batch is full, or when the first message
+        # of a batch starts its flush timer (`_wake_at`).
+        self._inbox: deque[Delivery] = deque()
+        self._inbox_readings = 0
+        self._wake = threading.Event()
+        self._wake_at = 1
+        self._room = threading.Event()
+        self._room.set()
+        # Bounded: with QoS 1 the broker's receive maximum bounds it already;
+        # this protects against a QoS 0 flood while PostgreSQL is down.
+        self._queue_size = queue_size
+        self._pending: list[Delivery] = []
+        self._pending_readings = 0
+        self._first_at = 0.0
+        self.totals = CommitReport()
+        self._window = CommitReport()
+        self._window_start = time.monotonic()
+        self.last_delivery_at = time.monotonic()
+        self.received = 0
+
+    def submit(self, delivery: Delivery) -> None:
+        """Called by adapters from their own thread; blocks only when the inbox is full."""
+        if len(self._inbox) >= self._queue_size:
+            self._room.clear()
+            self._room.wait(60)
+        self.last_delivery_at = time.monotonic()
+        self.received += 1
+        self._inbox.append(delivery)
+        self._inbox_readings += delivery.size
+        if len(self._inbox) >= self._wake_at or self._inbox_readings >= self._cfg.max_readings:
+            self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing waiting to be stored."""
+        return not self._pending and not self._inbox
+
+    def run(self, stop: threading.Event) -> None:
+        """The sink loop, until ``stop`` is set; then a last flush of what was collected."""
+        try:
+            while not stop.is_set():
+                self._collect(self._wait_time())
+                if self._due():
+                    self._flush_until_done(stop)
+                self._log_stats()
+            self._collect(0)
+            if self._pending:
+                self._flush_until_done(stop)
+        finally:
+            # Threads own their connections; close ours so nothing dangles.
+            connections.close_all()
+
+    def _wait_time(self) -> float:
+        interval = self._cfg.flush_interval_ms / 1000
+        if not self._pending:
+            return interval
+        return max(0.0, self._first_at + interval - time.monotonic())
+
+    def _due(self) -> bool:
+        if not self._pending:
+            return False
+        return (len(self._pending) >= self._cfg.max_messages or self._pending_readings >= self._cfg.max_readings
+                or time.monotonic() - self._first_at >= self._cfg.flush_interval_ms / 1000)
+
+    def _collect(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until a batch is full or one starts, then take the inbox."""
+        room = self._cfg.max_messages - len(self._pending)
+        self._wake_at = 1 if not self._pending else max(1, room)
+        if timeout > 0 and len(self._inbox) < self._wake_at:
+            self._wake.wait(timeout)
+        self._wake.clear()           # before draining: a message arriving now wakes the next wait
+        self._inbox_readings = 0
+        while self._inbox and len(self._pending) < self._cfg.max_messages \
+                and self._pending_readings < self._cfg.max_readings:
+            self._add(self._inbox.popleft())
+        if len(self._inbox) < self._queue_size:
+            self._room.set()
+
+    def _add(self, delivery: Delivery) -> None:
+        if not self._pending:
+            self._first_at = time.monotonic()
+        self._pending.append(delivery)
+        self._pending_readings += delivery.size
+
+    def _flush_until_done(self, stop: threading.Event) -> CommitReport | None:
+        """Flush, retrying with back-off while the database is unreachable."""
+        delay = 0.2
+        while True:
+            try:
+                return self.flush()
+            except RETRYABLE as exc:
+                logger.warning("database unavailable (%s): %d messages kept unacknowledged, retrying in %.1f s",
+                               str(exc).strip()[:200], len(self._pending), delay)
+                _reset_connection()
+            except Exception:
+                # Not even the dead-letter store accepts the batch (a schema
+                # problem, a bug): hold the stream rather than lose it.
+                logger.exception("cannot store a batch of %d messages; nothing acknowledged, retrying in %.1f s",
+                                 len(self._pending), delay)
+                _reset_connection()
+                if stop.wait(delay):
+                    logger.warning("stopping with %d messages unacknowledged; the broker will redeliver them",
+                                   len(self._pending))
+                    return None
+                delay = min(delay * 2, self._cfg.retry_max_s)
+
+    def flush(self) -> CommitReport:
+        """Write the pending batch, then acknowledge it, then run the rules."""
+        batch = self._pending
+        if not batch:
+            return CommitReport()
+        readings, rejected = self._resolve(batch)
+        try:
+            report = commit(readings, rejected)
+        except RETRYABLE:
+            raise
+        except Exception:
+            # The database refuses this data (not a connection problem): find
+            # the message at fault instead of blocking the stream.
+            logger.exception("batch of %d messages refused; storing message by message", len(batch))
+            self._directory.clear()
+            readings, report = self._commit_one_by_one(batch)
+        self._pending, self._pending_readings = [], 0
+        for delivery in batch:
+            try:
+                delivery.ack()
+            except Exception:
+                logger.exception("acknowledgement failed (the broker will redeliver; storage is idempotent)")
+        self.totals.add(report)
+        self._window.add(report)
+        run_rules(self._rules, readings)
+        return report
+
+    def _resolve(self, batch: list[Delivery]) -> tuple[list[Reading], list[Rejected]]:
+        readings: list[Reading] = []
+        rejected: list[Rejected] = []
+        self._directory.prefetch((d.message.city, d.message.kind, d.message.device_id) for d in batch
+                                 if isinstance(d.message, ParsedMessage))
+        for delivery in batch:
+            outcome = self._outcome(delivery)
+            if isinstance(outcome, Rejected):
+                rejected.append(outcome)
+            else:
+                readings.extend(outcome)
+        return readings, rejected
+
+    def _outcome(self, delivery: Delivery) -> list[Reading] | Rejected:
+        message = delivery.message
+        if isinstance(message, Rejected):
+            return message
+        try:
+            return self._directory.resolve(message)
+        except RETRYABLE:
+            raise
+        except Exception as exc:
+            # A message that breaks resolution (a bug) must not hold the stream:
+            # it is kept as a dead letter, replayable once the bug is fixed.
+            logger.exception("cannot resolve the message on %s", message.topic)
+            return reject(message.topic, message.payload, Reason.INTERNAL_ERROR, repr(exc)[:500],
+                          message.received_at)
+
+    def _commit_one_by_one(self, batch: list[Delivery]) -> tuple[list[Reading], CommitReport]:
+        stored: list[Reading] = []
+        total = CommitReport()
+        for delivery in batch:
+            outcome = self._outcome(delivery)
+            if isinstance(outcome, Rejected):
+                total.add(commit([], [outcome]))
+                continue
+            try:
+                total.add(commit(outcome))
+                stored.extend(outcome)
+            except RETRYABLE:
+                raise
+            except Exception as exc:
+                message = delivery.message
+                logger.warning("message on %s refused by the database: %s", message.topic, exc)
+                total.add(commit([], [reject(message.topic, message.payload, Reason.STORAGE_ERROR,
+                                             str(exc)[:1000], message.received_at)]))
+        return stored, total
+
+    def _log_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._window_start < STATS_EVERY_S:
+            return
+        w, elapsed = self._window, now - self._window_start
+        if w.readings or w.dead_letters:
+            logger.info("ingest: %d readings (%.0f/s), %d new rows, %d dead letters, %d devices in %.0f s",
+                        w.readings, w.readings / elapsed, w.inserted, w.dead_letters, w.devices, elapsed)
+        self._window, self._window_start = CommitReport(), now
+
+
+def _reset_connection() -> None:
+    """Drop this thread's (possibly dead) connection; the next query opens a fresh one."""
+    try:
+        connections["default"].close()
+    except Exception:
+        logger.debug("closing a dead connection failed", exc_info=True)
+
+
+__all__ = ["CommitReport", "Delivery", "RETRYABLE", "Sink", "commit", "default_rules_hook", "run_rules"]
