@@ -247,6 +247,9 @@ def _roll_up(cursor, level: int) -> None:
     for z in range(level - 1, -1, -1):
         cursor.execute("INSERT INTO _tile_cells (z, x, y, n, sx, sy) SELECT %s, x >> 1, y >> 1, sum(n), sum(sx), "
                        "sum(sy) FROM _tile_cells WHERE z = %s GROUP BY 2, 3", [z, z + 1])
+    # Statistics for the self-join in _store_clusters: without them the planner
+    # nests loops over ~10^5 cells (4 s instead of a hash join's 0.1 s).
+    cursor.execute("ANALYZE _tile_cells")
 
 
 def _store_clusters(cursor, layer: Layer, cluster_zoom: int, feature_cap: int) -> None:

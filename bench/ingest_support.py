@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Plumbing of the ingestion benchmark (``bench/ingest_e2e.py``): scratch database, throwaway
+broker, worker processes, row counts. Nothing here measures; it only sets the stage safely.
+
+Safety first: the scratch database's name must end in ``_bench_e2e`` before
+anything is truncated or dropped, Django is set up only after
+``DATABASE_URL`` points at it, and all traffic goes to a Mosquitto of our
+own on a free port of 127.0.0.1.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH_SUFFIX = "_bench_e2e"
+
+
+def database_url() -> str:
+    """``DATABASE_URL``, else the one ``.run/env`` names, read *without* importing the settings."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    run_env = ROOT / ".run" / "env"
+    if run_env.is_file():
+        for line in run_env.read_text().splitlines():
+            line = line.strip().removeprefix("export ").strip()
+            if line.startswith("DATABASE_URL="):
+                return line.partition("=")[2].strip().strip("'\"")
+    return "postgres://postgres@127.0.0.1:5432/citytwin"
+
+
+def _admin(cfg: dict):
+    import psycopg
+
+    return psycopg.connect(host=cfg["HOST"], port=cfg["PORT"] or 5432, user=cfg["USER"],
+                           password=cfg["PASSWORD"] or None, dbname="postgres", autocommit=True)
+
+
+def setup_scratch_database(load_city: bool = True) -> str:
+    """Create ``<db>_bench_e2e``, point Django at it (checked), migrate, load the default city."""
+    import dj_database_url
+
+    if "twin.settings" in sys.modules:
+        raise SystemExit("settings imported before the scratch database was chosen: stopping")
+    url = database_url()
+    cfg = dj_database_url.parse(url)
+    scratch = f"{cfg['NAME']}{SCRATCH_SUFFIX}"
+    with _admin(cfg) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{scratch}" TEMPLATE template1')
+    os.environ["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{scratch}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.settings_dict["NAME"] != scratch:
+        raise SystemExit(f"Django points at {connection.settings_dict['NAME']}, not {scratch}: stopping")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    call_command("migrate", verbosity=0)
+    if load_city:
+        call_command("load_city", verbosity=0)
+    return scratch
+
+
+def drop_scratch_database(name: str) -> None:
+    import dj_database_url
+    from django.db import connections
+
+    connections.close_all()
+    if not name.endswith(SCRATCH_SUFFIX):
+        raise SystemExit(f"refusing to drop {name}")
+    with _admin(dj_database_url.parse(os.environ["DATABASE_URL"])) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def on_scratch() -> None:
+    from django.db import connection
+
+    if not connection.settings_dict["NAME"].endswith(SCRATCH_SUFFIX):
+        raise SystemExit("not on the scratch database: refusing to write")
+
+
+def reset_observations() -> None:
+    """Empty the observation table (scratch only) and checkpoint, so every phase starts alike."""
+    from django.db import connection
+
+    on_scratch()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE twin_observation")
+        cursor.execute("CHECKPOINT")
+
+
+def stored_rows() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM twin_observation")
+        return cursor.fetchone()[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"process {process.args[:3]} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+BROKER_CONFIG = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+{user}persistence false
+log_dest file {dir}/mosquitto.log
+# Tuned for bursts (docs/benchmarks.md): the defaults (1000 queued, 20 in flight
+# per client) drop a large share of a burst. Unlimited bytes, a long queue so a
+# backlog behind slow storage is held, not dropped.
+max_queued_messages 2000000
+max_queued_bytes 0
+max_inflight_messages 100
+"""
+
+
+@dataclass
+class Broker:
+    """A throwaway Mosquitto on a free loopback port (never the shared one)."""
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ct-bench-mqtt-")))
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Broker:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        user = "user root\n" if os.geteuid() == 0 else ""
+        config = self.directory / "mosquitto.conf"
+        config.write_text(BROKER_CONFIG.format(port=self.port, user=user, dir=self.directory))
+        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_port(self.port, process=self.process)
+        return self
+
+    def version(self) -> str:
+        out = subprocess.run([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-h"], capture_output=True,
+                             text=True, check=False).stdout
+        return out.splitlines()[0] if out else "mosquitto"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 60) -> None:
+    """SIGTERM, wait, then SIGKILL: only the process we started, by its pid."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def child_env(broker_url: str, **extra: str) -> dict[str, str]:
+    """Environment of worker and server processes: the scratch database, the throwaway broker."""
+    env = dict(os.environ, MQTT_URL=broker_url, DJANGO_SETTINGS_MODULE="twin.settings", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Workers:
+    """``twin run-ingest --workers N``: the real command in real processes, on its own topic root."""
+
+    broker_url: str
+    count: int
+    root: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}/city")
+    name: str = field(default_factory=lambda: f"bw{uuid.uuid4().hex[:6]}")
+    env_extra: dict[str, str] = field(default_factory=dict)
+    batch: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def names(self) -> list[str]:
+        return [self.name] if self.count == 1 else [f"{self.name}-{i}" for i in range(self.count)]
+
+    def start(self, workdir: Path) -> Workers:
+        config = workdir / f"{self.name}.toml"
+        batch = "".join(f"{k} = {v}\n" for k, v in self.batch.items())
+        config.write_text(f'[broker]\nurl = "{self.broker_url}"\n[topics]\nroot = "{self.root}"\n'
+                          f'[worker]\nname = "{self.name}"\nshared_group = "{self.name}"\n'
+                          + (f"[batch]\n{batch}" if batch else ""))
+        self.log = workdir / f"{self.name}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "twin.cli", "run-ingest", "--config", str(config), "--workers", str(self.count)],
+            env=child_env(self.broker_url, **self.env_extra), stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT)
+        wait_online(self.broker_url, self.root, self.names())
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def wait_online(broker_url: str, root: str, names: list[str], timeout: float = 60) -> None:
+    """Until every worker has said ``online`` (retained) on its availability topic."""
+    import paho.mqtt.client as mqtt
+
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    online: set[str] = set()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{uuid.uuid4().hex[:8]}",
+                         protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: online.add(m.topic.split("/")[-2]) if m.payload == b"online" else None
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{root}/+/ingest/+/available", qos=1)
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not set(names) <= online:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers not online after {timeout:.0f} s: {sorted(set(names) - online)}")
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: the value some sample really had)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def machine() -> str:
+    """One line about where the figures come from."""
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} CPUs, load average {load[0]:.1f} at start, Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
+
+
+__all__ = ["Broker", "SCRATCH_SUFFIX", "Workers", "child_env", "database_url", "drop_scratch_database", "free_port",
+           "machine", "on_scratch", "percentile", "reset_observations", "setup_scratch_database", "stop_process",
+           "stored_rows", "wait_online", "wait_port"]
