@@ -55,7 +55,7 @@ load: migrate
 demo: deps services migrate load
 	$(WITH_ENV) bash scripts/admin-user.sh
 	@echo "CityTwin: http://$(DEMO_ADDR)/  (admin: http://$(DEMO_ADDR)/admin/, user admin, password in .run/admin-password)"
-	$(WITH_ENV) exec $(TWIN) runserver $(DEMO_ADDR)
+	$(WITH_ENV) DEMO_ADDR=$(DEMO_ADDR) exec bash scripts/demo-live.sh
 
 # CITYTWIN_REQUIRE_SERVICES=1 makes tests that need PostgreSQL or MQTT fail
 # instead of skipping when the service is unreachable.

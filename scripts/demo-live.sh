@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: AGPL-3.0-or-later
+# The live part of `make demo`: the MQTT ingestion worker, the offline timers and
+# the device simulator run in the background (logs in .run/demo-*.log) while the
+# web server runs in the foreground; stopping the server stops them too.
+set -euo pipefail
+LOG_TAG=demo
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_run_dir
+twin="$ROOT/.venv/bin/twin"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+"$twin" simulate --register-only >"$RUN_DIR/demo-simulate.log" 2>&1
+"$twin" run-ingest >"$RUN_DIR/demo-ingest.log" 2>&1 & pids+=($!)
+"$twin" check-offline --interval 60 >"$RUN_DIR/demo-offline.log" 2>&1 & pids+=($!)
+"$twin" simulate --no-register --rate "${DEMO_SIM_RATE:-20}" >>"$RUN_DIR/demo-simulate.log" 2>&1 & pids+=($!)
+log "live: ingestion worker, offline timers and simulator running (logs: .run/demo-*.log)"
+"$twin" runserver "${DEMO_ADDR:-127.0.0.1:8000}"
