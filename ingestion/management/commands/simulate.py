@@ -34,8 +34,8 @@ class Command(BaseCommand):
                             "loggers send (default 1).")
         parser.add_argument("--duration", type=float, default=0, help="Seconds to run (default 0 = until stopped).")
         parser.add_argument("--qos", type=int, choices=[0, 1], default=1, help="MQTT QoS (default 1).")
-        parser.add_argument("--processes", type=int, default=1, help="Publisher processes (≈ 9k msg/s each at "
-                            "QoS 0 on this 2-core machine; see docs/simulator.md).")
+        parser.add_argument("--processes", type=int, default=1, help="Publisher processes (one reached ~33k msg/s "
+                            "at QoS 0 and ~10k at QoS 1 on the 2-core dev machine; docs/simulator.md).")
         parser.add_argument("--once", action="store_true", help="Publish one message per device, then exit.")
         parser.add_argument("--broker", help="mqtt://host:port (default: MQTT_URL).")
         parser.add_argument("--topic-root", help="Override the file's topic root.")
