@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import shapely
 from django.contrib.gis.db.models.functions import PointOnSurface
-from shapely.ops import linemerge
+from pyproj import Geod
+from shapely.ops import linemerge, substring
 
 from ingestion.simulator.config import AirGroup, FireGroup, FleetConfig, Group, WaterGroup
 from ingestion.simulator.streams import DeviceSpec
@@ -35,6 +36,7 @@ from twin.services import FeatureRow, LayerSpec, ensure_layer, write_features
 logger = logging.getLogger(__name__)
 
 VENDOR = "CityTwin simulator"
+GEOD = Geod(ellps="WGS84")
 REPEAT_SHIFT_DEG = 0.0003   # ~32 m east: a second station at an already used site
 
 
@@ -58,11 +60,10 @@ class RegisteredFleet:
         return sum(1 for d in self.devices if d.group == group)
 
 
-def _points(queryset, limit: int | None = None) -> list[Site]:
+def _points(queryset) -> list[Site]:
     rows = (queryset.annotate(anchor=PointOnSurface("geom")).order_by("external_id")
             .values_list("name", "external_id", "anchor"))
-    sites = [Site(name or f"#{external_id}", anchor.x, anchor.y) for name, external_id, anchor in rows]
-    return sites[:limit] if limit is not None else sites
+    return [Site(name or f"#{external_id}", anchor.x, anchor.y) for name, external_id, anchor in rows]
 
 
 def air_sites(city: City, group: AirGroup) -> list[Site]:
@@ -99,8 +100,9 @@ def river_sites(city: City, group: WaterGroup) -> list[Site]:
 
 
 def river_km(river, point) -> float:
-    """Distance along the line in km (rough: degrees at Huế's latitude), for naming gauges."""
-    return river.project(point) * 107.0
+    """Distance from the river line's start to ``point`` along it, in km on the WGS 84 ellipsoid."""
+    upstream = substring(river, 0, river.project(point))
+    return GEOD.geometry_length(upstream) / 1000
 
 
 def building_sites(city: City, group: FireGroup, seed: int) -> list[Site]:
