@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Ingestion benchmark, issue 7, in one run: raw limits first, then the full path, then latency.
 
-    .venv/bin/python bench/ingest_e2e.py                  # ~12 min: 60 s per full-path phase
+    .venv/bin/python bench/ingest_e2e.py                  # ~23 min: 60 s per full-path phase
     .venv/bin/python bench/ingest_e2e.py --duration 20 --latency-duration 20 --workers 1   # quick look
 
 By hand, not in CI. Everything runs on 127.0.0.1: a **throwaway Mosquitto**
@@ -99,14 +99,14 @@ def _paths(args, broker: Broker, cfg, workdir: Path, raw1: float) -> list:
     results = []
     common = {"max_drain": args.max_drain}
     single = make_plan(cfg, [], broker.url, rate=round(raw1) if raw1 else 0, qos=1, duration=args.duration)
-    for workers in args.workers:
+    for workers in [] if args.only_batched else args.workers:
         results.append(run_path(single, cfg, broker.url, workdir, workers=workers, **common,
                                 label=f"1 reading/message, {workers} worker(s)"))
     batched = make_plan(cfg, [], broker.url, rate=args.batched_rate, batch=args.batch, qos=1, duration=args.duration)
     for workers in args.workers:
         results.append(run_path(batched, cfg, broker.url, workdir, workers=workers, **common,
                                 label=f"{args.batch} readings/message, {workers} worker(s)"))
-    if args.diagnose:
+    if args.diagnose and not args.only_batched:
         env = {"RULES_CONFIG": str(_rules_without(workdir, "air_quality"))}
         workers = max(args.workers)
         for plan, what in ((single, "1 reading"), (batched, f"{args.batch} readings")):
@@ -125,7 +125,8 @@ def _latency(args, broker: Broker, workdir: Path) -> list:
     ids = [f"{cfg.fire.id_prefix}-{n:04d}" for n in range(FLEET["fire"] - PROBE_PANELS + 1, FLEET["fire"] + 1)]
     panels = list(Feature.objects.filter(layer__slug=cfg.fire.layer.slug, external_id__in=ids)
                   .order_by("external_id").values_list("id", "external_id"))
-    runs = [(args.background_rate, args.latency_duration, None)]
+    judged = {"flush_interval_ms": args.latency_flush_ms} if args.latency_flush_ms else None
+    runs = [(args.background_rate, args.latency_duration, judged)]
     if args.diagnose:
         quiet = min(args.latency_duration, 30)
         runs += [(args.quiet_rate, quiet, None), (args.quiet_rate, quiet, {"flush_interval_ms": 20})]
@@ -244,6 +245,10 @@ def parse_args() -> argparse.Namespace:
                         help="seconds to wait for a phase's backlog after publishing stops")
     parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
                         help="skip the diagnosis phases (air-quality rule off; latency under a light load)")
+    parser.add_argument("--latency-flush-ms", type=int, help="the workers' batch.flush_interval_ms in the judged "
+                        "latency run (default: the product's default, 200)")
+    parser.add_argument("--only-batched", action="store_true", help="path: run only the batched phases")
+    parser.add_argument("--log-dir", help="keep the workers' and the server's logs here (default: a temp dir)")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "path", "latency"])
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     return parser.parse_args()
@@ -268,7 +273,8 @@ def main() -> int:
 
         ids = list(Feature.objects.filter(layer__in=fleet.layers.values()).values_list("id", flat=True))
         with tempfile.TemporaryDirectory(prefix="ct-bench-") as tmp:
-            workdir = Path(tmp)
+            workdir = Path(args.log_dir or tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
             raw = _raw(args, broker, cfg, ids) if "raw" not in args.skip else None
             if raw:
                 lines += report_raw(raw)
