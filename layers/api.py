@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
 from layers import ogc, ogc_items, openapi
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 FORMATS = {"json": "json", "geojson": "json", "application/json": "json", "application/geo+json": "json",
            "html": "html", "text/html": "html"}
+MAP_PATH = "/map/"  # the 3D operations map (map_ui), where browsers asking for the site root go
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Crs"}
 
 
@@ -102,7 +104,26 @@ def _api_document(req: ogc.ApiRequest) -> ogc.Answer:
     return ogc.json_answer(document, ogc.OPENAPI_JSON)
 
 
-landing = ogc_view(ogc.landing)
+_landing = ogc_view(ogc.landing)
+
+
+@csrf_exempt  # as every ogc_view: methods are checked (405) inside
+def landing(request: HttpRequest) -> HttpResponse:
+    """The site root: a browser asking for ``/`` itself gets the operations map; everyone else the OGC landing.
+
+    Only a bare ``GET /`` whose Accept header prefers HTML is sent to the map
+    (``map_ui``, when installed): OGC clients ask for JSON, and the landing
+    page stays reachable in a browser as ``/?f=html`` (its own links carry
+    parameters, so they never bounce to the map).
+    """
+    if request.method == "GET" and not request.GET and _format(request, None) == "html":
+        try:
+            resolve(MAP_PATH)
+        except Resolver404:
+            pass
+        else:
+            return HttpResponseRedirect(MAP_PATH)
+    return _landing(request)
 conformance = ogc_view(ogc.conformance)
 api_definition = ogc_view(_api_document)
 collections = ogc_view(ogc.collections)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from layers import openapi_extra
 from layers.collections import Collection
 from layers.query import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -110,7 +111,8 @@ def document(base: str, collections: Sequence[Collection] = ()) -> dict[str, Any
                                 "404 unless the caller is authenticated (session or `Authorization: Bearer`).",
                  "license": {"name": "AGPL-3.0-or-later (code); data keep their own licences"}},
         "servers": [{"url": base}],
-        "tags": [{"name": "features"}],
+        "tags": [{"name": "features"}, {"name": "spatial", "description": "Spatial queries and exports"},
+                 {"name": "tiles", "description": "Vector tiles (TileJSON, MVT)"}],
         "paths": {
             "/": _get("Landing page", "getLandingPage", ["f", "lang"], json_media, not_found=False),
             "/conformance": _get("Conformance classes", "getConformance", ["f"], json_media, not_found=False),
@@ -126,7 +128,8 @@ def document(base: str, collections: Sequence[Collection] = ()) -> dict[str, Any
             "/collections/{collectionId}/items/{featureId}": _get(
                 "One feature", "getFeature", ["collectionId", "featureId", "f", "lang"], geojson),
             **_collection_paths(collections, items, geojson),
+            **openapi_extra.paths(_responses),
         },
-        "components": {"parameters": PARAMETERS, "schemas": {"exception": _EXCEPTION, "link": _LINK},
+        "components": {"parameters": {**PARAMETERS, **openapi_extra.PARAMETERS}, "schemas": {"exception": _EXCEPTION, "link": _LINK},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -45,6 +45,10 @@ class TileConfig(BaseModel):
     max_age: int = Field(30, ge=0, le=86_400, title="Cache-Control max-age of public tiles, seconds")
     cache_alias: str = Field("tiles", title="Django cache (settings.CACHES) holding rendered tiles")
     cache_max_bytes: int = Field(4 << 20, ge=0, title="Larger tiles are not kept in the cache")
+    layer_ttl: float = Field(
+        1.0, ge=0, le=60, title="Seconds a process reuses a layer's row and data version for tiles",
+        description="A cached tile is then answered without any SQL. A write in the same process is seen "
+                    "at once; a write committed by another process within this many seconds. 0 turns it off.")
 
     @property
     def content_token(self) -> str:

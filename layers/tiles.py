@@ -112,7 +112,7 @@ def tile(request: HttpRequest, layer: str, z: str, x: str, y: str) -> HttpRespon
     """One MVT tile: 304 on a matching ETag, else the cached or freshly rendered tile; 204 when empty."""
     cfg = tile_config()
     address = parse_tile(z, x, y, cfg)
-    found = layer_with_version(authenticate_request(request), layer)
+    found = layer_with_version(authenticate_request(request), layer, cfg=cfg)
     key = TileKey(found.pk, found.created_at, found.data_version, address.z, address.x, address.y)
     headers = {"ETag": key.etag(cfg), **_cache_control(found, cfg)}
     if etag_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
@@ -135,7 +135,7 @@ def tile(request: HttpRequest, layer: str, z: str, x: str, y: str) -> HttpRespon
 def tilejson(request: HttpRequest, layer: str) -> HttpResponse:
     """TileJSON 3.0.0 of a layer: the tile URL template, zooms, bounds, centre and fields."""
     cfg = tile_config()
-    found = layer_with_version(authenticate_request(request), layer, with_city=True)
+    found = layer_with_version(authenticate_request(request), layer, with_city=True, cfg=cfg)
     with transaction.atomic(), connection.cursor() as cursor:
         overview = current_overview(cursor, found, cfg)
     document = tilejson_document(request, found, overview, cfg)

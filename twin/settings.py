@@ -175,6 +175,7 @@ TILES = {
     "max_zoom": int(env("TILES_MAX_ZOOM", "22") or 22),
     "feature_cap": int(env("TILES_FEATURE_CAP", "5000") or 5000),
     "max_age": int(env("TILES_MAX_AGE", "30") or 30),
+    "layer_ttl": float(env("TILES_LAYER_TTL", "1") or 1),
 }
 
 # GDAL 3.6 (Debian 12) cannot block network access while parsing SRS; CityTwin parses

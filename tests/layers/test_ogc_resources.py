@@ -2,6 +2,8 @@
 """OGC API – Features resources: landing page, conformance, OpenAPI, collections, queryables, HTML, access."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.gis.geos import Point
 from django.utils import timezone
@@ -116,7 +118,7 @@ def test_browsers_get_html_from_the_accept_header_and_clients_get_json(client):
 
 
 def test_landing_html_links_admin_and_collections_and_shows_attribution(client):
-    text = client.get("/", HTTP_ACCEPT="text/html").content.decode()
+    text = client.get("/?f=html").content.decode()
     assert 'href="http://testserver/admin/"' in text and "/collections?f=html" in text
     assert "OpenStreetMap contributors" in text and "Thang Le Quoc" in text
 
@@ -183,3 +185,28 @@ def test_api_definition_lists_queryables_of_readable_collections_only(client, pr
 def test_head_answers_like_get_without_a_body(client):
     response = client.head("/collections/hue-hospitals/items")
     assert response.status_code == 200 and response["Content-Type"] == "application/geo+json"
+
+
+def test_site_root_sends_a_browser_to_the_map_and_clients_to_the_landing(client):
+    browser = client.get("/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert browser.status_code == 302 and browser["Location"] == "/map/"
+    assert json_of(client.get("/", HTTP_ACCEPT="application/json"))["links"]
+    assert client.get("/?f=html").status_code == 200
+
+
+def test_api_definition_validates_and_describes_every_layers_endpoint(client):
+    from openapi_spec_validator import validate
+
+    import layers.urls
+
+    doc = json_of(client.get("/api"))
+    validate(doc)  # raises on any schema error or dangling $ref
+    described = {re.sub(r"\{[^}]+\}", "{}", p) for p in doc["paths"]}
+    for pattern in layers.urls.urlpatterns:
+        if pattern.name in {"tiles-bad-path"}:
+            continue  # a catch-all that only explains the right URL shape
+        route = re.sub(r"\(\?P<[^>]+>[^)]*\)", "{}", pattern.pattern.regex.pattern)
+        route = "/" + route.strip("^$").replace("/?", "").replace("(?:\\.json)?", "")
+        assert route.rstrip("/") in {d.rstrip("/") for d in described} | {""}, f"{pattern.name} {route} undocumented"
+    post = doc["paths"]["/collections/{collectionId}/polygon"]["post"]
+    assert post["requestBody"]["content"]["application/geo+json"]

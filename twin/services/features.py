@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from twin.errors import ImportRejected
 from twin.kinds import KindError, get_kind
 from twin.models import FeatureStatus, Layer
+from twin.signals import layer_data_changed
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def bump_data_version(cursor, layer_id: int) -> None:
         "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()",
         [layer_id],
     )
+    layer_data_changed.send(sender=Layer, layer_id=layer_id)
+    transaction.on_commit(lambda: layer_data_changed.send(sender=Layer, layer_id=layer_id))
 
 
 def bump_layer_versions(layer_ids: Iterable[int]) -> None:
