@@ -45,6 +45,11 @@ class TileConfig(BaseModel):
     max_age: int = Field(30, ge=0, le=86_400, title="Cache-Control max-age of public tiles, seconds")
     cache_alias: str = Field("tiles", title="Django cache (settings.CACHES) holding rendered tiles")
     cache_max_bytes: int = Field(4 << 20, ge=0, title="Larger tiles are not kept in the cache")
+    background_rebuild_min: int = Field(
+        100_000, ge=0, title="Overviews of at least this many features are rebuilt in the background",
+        description="After a write, a dense tile of such a layer is drawn from the previous overview (its "
+                    "counts one write behind, not cached) while a thread rebuilds it, instead of making "
+                    "the request wait seconds for the rebuild. 0: always rebuild in the request.")
     layer_ttl: float = Field(
         1.0, ge=0, le=60, title="Seconds a process reuses a layer's row and data version for tiles",
         description="A cached tile is then answered without any SQL. A write in the same process is seen "

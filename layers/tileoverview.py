@@ -145,6 +145,49 @@ def current_overview(cursor, layer: Layer, cfg: TileConfig) -> Overview:
     return overview
 
 
+_REBUILDING: dict[int, threading.Thread] = {}  # layer id -> the thread rebuilding its overview
+_REBUILDING_LOCK = threading.Lock()
+
+
+def rebuild_in_background(layer: Layer, cfg: TileConfig) -> bool:
+    """Start rebuilding the layer's overview in a thread, unless one is already at it in this process.
+
+    Why: at a million points a rebuild takes seconds (docs/benchmarks.md),
+    and the request that finds the overview stale should not wait for it.
+    The thread commits on its own connection; other processes asking at the
+    same time wait on the advisory lock in :func:`current_overview` (inside
+    their own thread) and then find it built. Returns whether a thread started.
+    """
+    from django.db import connection, transaction  # noqa: PLC0415 - keeps this module importable without a DB
+
+    def run() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                current_overview(cursor, layer, cfg)
+        except Exception:  # the next stale request tries again
+            logger.exception("background rebuild of the tile overview of %s failed", layer.slug)
+        finally:
+            connection.close()
+            with _REBUILDING_LOCK:
+                _REBUILDING.pop(layer.pk, None)
+
+    with _REBUILDING_LOCK:
+        if layer.pk in _REBUILDING:
+            return False
+        thread = threading.Thread(target=run, name=f"tile-overview-{layer.pk}", daemon=True)
+        _REBUILDING[layer.pk] = thread
+    thread.start()
+    return True
+
+
+def wait_for_rebuilds(timeout: float = 120.0) -> None:
+    """Join the background rebuilds running now (tests, benchmarks, shutdown)."""
+    with _REBUILDING_LOCK:
+        threads = list(_REBUILDING.values())
+    for thread in threads:
+        thread.join(timeout)
+
+
 def _build(cursor, layer: Layer, cfg: TileConfig) -> Overview:
     cursor.execute("DELETE FROM twin_tile_cluster WHERE layer_id = %s", [layer.pk])
     cursor.execute("DELETE FROM twin_tile_dense WHERE layer_id = %s", [layer.pk])

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 
 from layers.tileconfig import CLUSTER_CELLS, EXTENT, TileConfig
 from layers.tileoverview import (DENSE_MAX_ZOOM, HALF_WORLD, MAX_LAT, POINT_OF, Overview, current_overview,
-                                 is_point_layer, known_overview, merc_x, merc_y)
+                                 is_point_layer, known_overview, merc_x, merc_y, rebuild_in_background)
 from layers.tilefields import properties_sql
 from twin.models import Layer
 
@@ -84,8 +84,25 @@ class Tile:
         return Tile(zoom, self.x >> shift, self.y >> shift)
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedTile:
+    """A tile's MVT bytes; ``provisional`` when drawn from the previous overview during a background rebuild.
+
+    A provisional tile is correct but for counts one write behind: it must
+    not be cached under the new data version (layers/tiles.py).
+    """
+
+    body: bytes
+    provisional: bool = False
+
+
 def render_tile(layer: Layer, tile: Tile, cfg: TileConfig) -> bytes:
-    """The MVT bytes of ``tile`` for ``layer`` (``b""`` when the tile is empty).
+    """The MVT bytes of ``tile`` for ``layer`` (``b""`` when the tile is empty)."""
+    return render(layer, tile, cfg).body
+
+
+def render(layer: Layer, tile: Tile, cfg: TileConfig) -> RenderedTile:
+    """Render ``tile`` of ``layer``.
 
     The common case (a point layer whose overview is current) is one
     statement. Only building the overview needs a transaction (its lock).
@@ -96,13 +113,13 @@ def render_tile(layer: Layer, tile: Tile, cfg: TileConfig) -> bytes:
             with transaction.atomic():
                 overview = current_overview(cursor, layer, cfg)
         if not is_point_layer(layer):
-            return _shape_tile(cursor, layer, overview, tile, cfg)
+            return RenderedTile(_shape_tile(cursor, layer, overview, tile, cfg))
         if overview.is_current(layer, cfg):
             body, dense = _known_point_tile(cursor, layer, overview, tile, cfg)
             if body is not None:
-                return body
+                return RenderedTile(body)
             if dense:
-                return _live_clusters(cursor, layer, overview, tile, cfg)
+                return RenderedTile(_live_clusters(cursor, layer, overview, tile, cfg))
         return _point_tile(cursor, layer, overview, tile, cfg)
 
 
@@ -151,22 +168,35 @@ def _known_point_tile(cursor, layer: Layer, overview: Overview, tile: Tile,
     return None, tile.z <= DENSE_MAX_ZOOM
 
 
-def _point_tile(cursor, layer: Layer, overview: Overview, tile: Tile, cfg: TileConfig) -> bytes:
+def _point_tile(cursor, layer: Layer, overview: Overview, tile: Tile, cfg: TileConfig) -> RenderedTile:
     """Without a current overview: try raw points (bounded scan), else clusters."""
     body = _guarded_raw_points(cursor, layer, overview, tile, cfg)
     if body is not None:
-        return body
+        return RenderedTile(body)
     if not overview.is_current(layer, cfg) and _count(cursor, layer, overview, tile, cfg.live_cluster_limit + 1) > \
             cfg.live_cluster_limit:
         # The data changed since the overview was built and this tile is too
-        # dense to aggregate live: rebuild the overview (once, under a lock).
+        # dense to aggregate live. A big layer is rebuilt in the background
+        # while the previous clusters answer; a small one here, under a lock.
+        if _rebuilds_in_background(overview, tile, cfg):
+            own, body = _overview_clusters(cursor, layer, tile, cfg)
+            if own:  # else the tile was sparse before the write: the old clusters do not cover it
+                rebuild_in_background(layer, cfg)
+                return RenderedTile(body, provisional=True)
         with transaction.atomic():
             overview = current_overview(cursor, layer, cfg)
         if tile.z <= overview.cluster_zoom:
             own, body = _overview_clusters(cursor, layer, tile, cfg)
             if own:
-                return body
-    return _live_clusters(cursor, layer, overview, tile, cfg)
+                return RenderedTile(body)
+    return RenderedTile(_live_clusters(cursor, layer, overview, tile, cfg))
+
+
+def _rebuilds_in_background(stale: Overview, tile: Tile, cfg: TileConfig) -> bool:
+    # Inside a transaction (tests, a caller's atomic block) a thread could not
+    # see this connection's rows: rebuild in the request then.
+    return (cfg.background_rebuild_min > 0 and stale.features >= cfg.background_rebuild_min
+            and tile.z <= stale.cluster_zoom and not connection.in_atomic_block)
 
 
 def _source(layer: Layer, overview: Overview | None, tile: Tile, margin_units: float) -> tuple[str, dict]:
