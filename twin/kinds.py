@@ -43,6 +43,10 @@ class CameraProps(Props):
     tilt_deg: float | None = Field(default=None, ge=-90, le=90)
     vendor: str | None = None
     analytics: list[str] = Field(default_factory=list, title="Enabled analytics (vehicle_count, crowd, fire ...)")
+    mast_height_m: float | None = Field(default=None, gt=0, le=200, title="Height of the lens above the ground, m")
+    config: dict[str, Any] | None = Field(
+        default=None, title="Analytics configuration (zones, counting lines, lanes, calibration)",
+        description="Validated by cameras.config.CameraConfig when cameras are loaded and when the worker starts.")
 
     @field_validator("stream_url")
     @classmethod
