@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 from collections.abc import Callable, Collection as Names, Mapping
 from functools import wraps
 from urllib.parse import quote
@@ -45,6 +44,7 @@ from layers.query import parse_limit, parse_offset, safe_name
 from twin.auth import MethodNotAllowed, authenticate_request, error_response
 from twin.errors import PayloadTooLarge, TwinError
 from twin.models import Feature
+from twin.params import parse_number
 from twin.spatial import MAX_RESULTS, Match, MatchPage, NearestQuery, WithinQuery, nearest, within
 from twin.spatial_areas import (
     DEFAULT_AREA_LIMIT, MAX_AREA_RESULTS, AlongQuery, AreaQuery, PolygonQuery, along_line, in_admin_area, in_polygon,
@@ -61,21 +61,6 @@ _PAGING = frozenset({"limit", "offset"})
 
 
 # --- parameter parsers (one per parameter; each raises InvalidInput -> 400) ----------------------
-
-def parse_number(params: Mapping[str, str], name: str, *, required: bool = True) -> float | None:
-    raw = params.get(name, "").strip()
-    if not raw:
-        if required:
-            raise InvalidInput(f"parameter {name!r} is required")
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"parameter {name!r} must be a number") from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"parameter {name!r} must be a finite number")
-    return value
-
 
 def parse_level(params: Mapping[str, str]) -> int | None:
     raw = params.get("level", "").strip()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +23,7 @@ from django.http import HttpRequest, JsonResponse
 
 from twin.auth import check_capability, json_api, requires
 from twin.errors import InvalidInput, NotFound
+from twin.params import parse_integer, parse_number
 from twin.models import AdminArea, Agency, EventStatus, Feature, GeoEvent, Layer
 from twin.roles import Capability, has_capability
 from twin.services import resolve_point, transition_event
@@ -40,31 +40,6 @@ REDACTED_PAYLOAD_PREFIXES = ("reporter", "citizen_", "phone", "email")
 
 
 # --- parameter parsers (each raises InvalidInput -> 400 InvalidParameterValue) ---
-
-def _number(request: HttpRequest, name: str, *, required: bool = True) -> float | None:
-    raw = request.GET.get(name, "").strip()
-    if not raw:
-        if required:
-            raise InvalidInput(f"parameter {name!r} is required")
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"parameter {name!r} must be a number, not {raw[:40]!r}") from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"parameter {name!r} must be a finite number")
-    return value
-
-
-def _integer(request: HttpRequest, name: str, default: int) -> int:
-    raw = request.GET.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"parameter {name!r} must be an integer, not {raw[:40]!r}") from None
-
 
 def _slugs(request: HttpRequest, name: str) -> tuple[str, ...]:
     raw = request.GET.get(name, "")
@@ -152,7 +127,7 @@ def _collection(request: HttpRequest, features: list[dict], next_params: dict | 
 @json_api
 def resolve(request: HttpRequest) -> JsonResponse:
     """Public: the ward and province at a point and the agencies to call there."""
-    lon, lat = _number(request, "lon"), _number(request, "lat")
+    lon, lat = parse_number(request.GET, "lon"), parse_number(request.GET, "lat")
     category = request.GET.get("category", "").strip()[:60] or None
     found = resolve_point(lon, lat, category)
     body = {"lon": lon, "lat": lat, "category": category, "ward": _area(found.ward),
@@ -163,9 +138,9 @@ def resolve(request: HttpRequest) -> JsonResponse:
 @json_api
 def nearest_features(request: HttpRequest) -> JsonResponse:
     """The closest features to a point, with ``distance_m``; private layers need a role."""
-    query = NearestQuery(lon=_number(request, "lon"), lat=_number(request, "lat"),
-                         limit=_integer(request, "limit", 10), layers=_slugs(request, "layers"),
-                         max_distance_m=_number(request, "max_distance_m", required=False))
+    query = NearestQuery(lon=parse_number(request.GET, "lon"), lat=parse_number(request.GET, "lat"),
+                         limit=parse_integer(request.GET, "limit", 10), layers=_slugs(request, "layers"),
+                         max_distance_m=parse_number(request.GET, "max_distance_m", required=False))
     layers = _visible_layers(request.user, query.layers)
     if layers is None:
         return _collection(request, [])
@@ -177,9 +152,9 @@ def nearest_features(request: HttpRequest) -> JsonResponse:
 @json_api
 def within_features(request: HttpRequest) -> JsonResponse:
     """Features within ``radius_m`` metres of a point, nearest first."""
-    query = WithinQuery(lon=_number(request, "lon"), lat=_number(request, "lat"),
-                        radius_m=_number(request, "radius_m"), layers=_slugs(request, "layers"),
-                        limit=_integer(request, "limit", MAX_RESULTS))
+    query = WithinQuery(lon=parse_number(request.GET, "lon"), lat=parse_number(request.GET, "lat"),
+                        radius_m=parse_number(request.GET, "radius_m"), layers=_slugs(request, "layers"),
+                        limit=parse_integer(request.GET, "limit", MAX_RESULTS))
     layers = _visible_layers(request.user, query.layers)
     if layers is None:
         return _collection(request, [])
@@ -196,7 +171,7 @@ def events(request: HttpRequest) -> JsonResponse:
     unknown = set(statuses) - set(EventStatus.values)
     if unknown:
         raise InvalidInput(f"unknown status(es): {', '.join(sorted(unknown))}; one of {', '.join(EventStatus.values)}")
-    limit, offset = _integer(request, "limit", DEFAULT_EVENT_PAGE), _integer(request, "offset", 0)
+    limit, offset = parse_integer(request.GET, "limit", DEFAULT_EVENT_PAGE), parse_integer(request.GET, "offset", 0)
     if not 1 <= limit <= MAX_RESULTS:
         raise InvalidInput(f"limit must be between 1 and {MAX_RESULTS}")
     if offset < 0:
