@@ -76,11 +76,20 @@ class CitizenReportProps(Props):
     category: str = Field(min_length=1, max_length=60)
     description: str = Field(default="", max_length=5000)
     channel: Literal["app", "web", "hotline", "zalo", "sms", "email", "walk_in", "import"] = "app"
-    report_status: Literal["received", "assigned", "in_progress", "resolved", "rejected"] = "received"
+    report_status: Literal["received", "verified", "assigned", "in_progress", "resolved", "rejected"] = "received"
     reported_at: datetime | None = None
     due_at: datetime | None = None
     address: str | None = Field(default=None, max_length=500)
     photos: list[str] = Field(default_factory=list)
+    # Written by reports.services (issue 7): the public outcome, never the reporter.
+    category_name: str | None = Field(default=None, max_length=200, title="Category name (Vietnamese)")
+    ward: str | None = Field(default=None, max_length=20, title="Official code of the ward")
+    ward_name: str | None = Field(default=None, max_length=200)
+    agency: str | None = Field(default=None, max_length=50, title="Code of the responsible agency")
+    agency_name: str | None = Field(default=None, max_length=250)
+    result: str | None = Field(default=None, max_length=5000, title="What the agency did, or why it was rejected")
+    closed_at: datetime | None = None
+    overdue: bool = False
 
 
 class TouristSiteProps(OpenProps):
