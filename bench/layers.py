@@ -428,13 +428,16 @@ def print_tiles(results: list[TileResult], overview: tuple[float | None, str]) -
         shown = "–" if math.isnan(ratio) else f"{ratio:.2f}"
         name = f"z{r.z}/{r.x}/{r.y}" + ("" if r.in_goal else " (ordinary, info)")
         print(f"| {name} | {r.true_count:,} | {_ms(ou.p50) if ou else '–'} / {_ms(ou.p95) if ou else '–'}"
-              f" | {_ms(tp.p50) if tp else '–'} / {_ms(tp.p95) if tp else '–'} | {shown} | {verdict(tile_ok)} | "
+              f" | {_ms(tp.p50) if tp else '–'} / {_ms(tp.p95) if tp else '–'} | {shown} | "
+              f"{verdict(tile_ok) if r.in_goal else 'no goal'} | "
               f"{_ms(oc.p50) if oc else '–'} / {_ms(oc.p95) if oc else '–'} | {verdict(cached_ok)} | "
               f"{_content(r.ours_content, r.true_count, None, r.ours_bytes)} | "
               f"{_content(r.tipg_content, r.true_count, TIPG_TILE_CAP, r.tipg_bytes)} |")
     seconds, note = overview
     shown = f"{seconds:.1f} s ({note})" if seconds is not None else f"**{note}**; our tiles not measured"
-    print(f"\nOverview build, once per data version of the layer (the first tile after a write pays it): {shown}.")
+    print(f"\nOverview build, once per data version of the layer: {shown}. The first tile of a new layer waits "
+          "for it; after a write, layers of ≥ background_rebuild_min points rebuild it in a thread while dense "
+          "tiles are drawn from the previous one (docs/tiles.md).")
     return ok and seconds is not None
 
 
