@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Say how to build the vendored front-end files when they are missing.
 
-The admin map widget loads OpenLayers from our own static files (built from
-npm by ``make deps``), never from a CDN, so a checkout where npm never ran
-would show a blank map. This check names the fix instead.
+The admin map widget (OpenLayers) and the 3D operations map (deck.gl, bundled
+by esbuild) load from our own static files, built from npm by ``make deps``,
+never from a CDN, so a checkout where npm never ran would show blank maps. This check names the fix instead.
 """
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from django.contrib.staticfiles import finders
 from django.core import checks
 
 # Static paths the server needs; produced by `npm run build` in map_ui/.
-VENDORED_ASSETS = ("map_ui/vendor/ol/ol.js", "map_ui/vendor/ol/ol.css")
+VENDORED_ASSETS = ("map_ui/vendor/ol/ol.js", "map_ui/vendor/ol/ol.css",
+                   "map_ui/app/map.js", "map_ui/app/map.css",
+                   "map_ui/fonts/be-vietnam-pro-latin-400-normal.woff2",
+                   "map_ui/fonts/be-vietnam-pro-vietnamese-400-normal.woff2")
 BUILD_HINT = "Run `make deps`, or by hand: cd map_ui && npm ci && npm run build."
 
 
@@ -19,5 +22,5 @@ def check_vendored_assets(app_configs=None, **kwargs) -> list[checks.CheckMessag
     missing = [path for path in VENDORED_ASSETS if not finders.find(path)]
     if not missing:
         return []
-    return [checks.Error(f"front-end build output missing: {', '.join(missing)} (the admin map would be blank)",
+    return [checks.Error(f"front-end build output missing: {', '.join(missing)} (the maps would be blank)",
                          hint=BUILD_HINT, id="map_ui.E001")]

@@ -20,5 +20,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     *api_patterns,
+    path("map/", include("map_ui.urls")),
     path("", include("layers.urls")),
 ]

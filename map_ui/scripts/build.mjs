@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-// Copy vendored browser builds from node_modules into Django's static tree.
-// The admin map widget loads these from our own server, never from a CDN.
-// Output (static/map_ui/vendor/) is build output: gitignored, rebuilt by `make deps`.
+// Build the front-end into Django's static tree, from npm packages only (no CDN at run time):
+//  - vendor/: browser builds copied as they are (OpenLayers for the admin map widget);
+//  - app/: the 3D operations map, src/*.js bundled by esbuild (deck.gl and our modules), and its CSS;
+//  - fonts/: Be Vietnam Pro (Vietnamese and Latin subsets) for labels with diacritics.
+// All output is gitignored and rebuilt by `make deps` (scripts/deps.sh runs `npm run build`).
 import { copyFileSync, mkdirSync, existsSync, writeFileSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const vendor = join(root, "static", "map_ui", "vendor");
+const out = join(root, "static", "map_ui");
+const vendor = join(out, "vendor");
 
-// [package, file inside the package, destination under vendor/]
+// [package, file inside the package, destination under static/map_ui/]
 const COPIES = [
-  ["ol", "dist/ol.js", "ol/ol.js"],
-  ["ol", "ol.css", "ol/ol.css"],
+  ["ol", "dist/ol.js", "vendor/ol/ol.js"],
+  ["ol", "ol.css", "vendor/ol/ol.css"],
+  ["@fontsource/be-vietnam-pro", "files/be-vietnam-pro-vietnamese-400-normal.woff2", "fonts/be-vietnam-pro-vietnamese-400-normal.woff2"],
+  ["@fontsource/be-vietnam-pro", "files/be-vietnam-pro-latin-400-normal.woff2", "fonts/be-vietnam-pro-latin-400-normal.woff2"],
 ];
 
 const versions = {};
@@ -22,10 +28,22 @@ for (const [pkg, from, to] of COPIES) {
     console.error(`missing ${source}: run \`npm ci\` in map_ui/ first`);
     process.exit(1);
   }
-  const target = join(vendor, to);
+  const target = join(out, to);
   mkdirSync(dirname(target), { recursive: true });
   copyFileSync(source, target);
   versions[pkg] = JSON.parse(readFileSync(join(root, "node_modules", pkg, "package.json"), "utf8")).version;
-  console.log(`copied ${pkg}/${from} -> static/map_ui/vendor/${to}`);
+  console.log(`copied ${pkg}/${from} -> static/map_ui/${to}`);
 }
+mkdirSync(vendor, { recursive: true });
 writeFileSync(join(vendor, "versions.json"), JSON.stringify(versions, null, 2) + "\n");
+
+const result = await build({
+  entryPoints: [join(root, "src", "main.js")],
+  outfile: join(out, "app", "map.js"),
+  bundle: true, format: "esm", target: "es2022", minify: true, sourcemap: true, legalComments: "linked",
+  logLevel: "warning", metafile: true,
+});
+mkdirSync(join(out, "app"), { recursive: true });
+copyFileSync(join(root, "src", "map.css"), join(out, "app", "map.css"));
+const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+console.log(`bundled src/main.js -> static/map_ui/app/map.js (${(bytes / 1024).toFixed(0)} KB with source map)`);

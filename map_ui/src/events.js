@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+// The open geo-events: loaded from /api/events, kept current by /ws/live, drawn as dots that
+// pulse by severity, listed newest and most severe first.
+import { ScatterplotLayer } from "@deck.gl/layers";
+import { getJSON, postJSON } from "./api.js";
+import { config } from "./config.js";
+import { severityColour } from "./styles.js";
+
+export const OPEN = new Set(["new", "acknowledged", "dispatched"]);
+
+/** One event as the page holds it, from either the HTTP API (a GeoJSON Feature) or the socket. */
+export function normalise(source) {
+  const p = source.properties || source;
+  const geometry = source.geometry || null;
+  return {
+    id: source.id, kind: p.kind, category: p.category, severity: p.severity ?? 3, status: p.status,
+    title: p.title || p.category || `#${source.id}`, occurred_at: p.occurred_at, updated_at: p.updated_at,
+    ward: p.ward || null, agency: p.agency || null, layer: p.layer || null, source_feature: p.source_feature ?? null,
+    geometry, position: geometry ? anchor(geometry) : null, history: p.history || null, payload: p.payload || null,
+  };
+}
+
+/** A point to fly to and pulse at: the point itself or the first vertex of a shape. */
+function anchor(geometry) {
+  let c = geometry.coordinates;
+  while (Array.isArray(c) && Array.isArray(c[0])) c = c[0];
+  return Array.isArray(c) && c.length >= 2 ? [c[0], c[1]] : null;
+}
+
+/** Newest first; among events of the same minute, the most severe first. */
+export function alertOrder(a, b) {
+  const ta = Date.parse(a.occurred_at) || 0, tb = Date.parse(b.occurred_at) || 0;
+  const ma = Math.floor(ta / 60000), mb = Math.floor(tb / 60000);
+  if (ma !== mb) return mb - ma;
+  if (a.severity !== b.severity) return b.severity - a.severity;
+  return tb - ta || b.id - a.id;
+}
+
+export class EventStore {
+  constructor(onChange) {
+    this.events = new Map();
+    this.onChange = onChange;
+    this.version = 0;
+    this.cutoff = null;                 // time-slider moment (ms) or null for "now"
+    this.history = [];                  // last 24 h, every status, for the replay
+  }
+
+  async load() {
+    const body = await getJSON(config.urls.events, {status: [...OPEN].join(","), limit: 500});
+    for (const f of body.features || []) this.put(normalise(f), false);
+    this.changed();
+  }
+
+  async loadHistory() {
+    const since = Date.now() - 24 * 3600 * 1000;
+    const body = await getJSON(config.urls.events, {limit: 1000});
+    this.history = (body.features || []).map(normalise).filter((e) => Date.parse(e.occurred_at) >= since);
+  }
+
+  put(event, notify = true) {
+    if (OPEN.has(event.status)) {
+      this.events.set(event.id, {...this.events.get(event.id), ...event, seenAt: performance.now()});
+    } else {
+      this.events.delete(event.id);
+    }
+    const past = this.history.findIndex((e) => e.id === event.id);
+    if (past >= 0) this.history[past] = event;
+    else this.history.push(event);
+    if (notify) this.changed();
+  }
+
+  changed() {
+    this.version += 1;
+    this.onChange?.();
+  }
+
+  /** What is shown: the open events, or at a past moment those that had occurred by then. */
+  visible() {
+    if (this.cutoff === null) return [...this.events.values()].sort(alertOrder);
+    const since = this.cutoff - 24 * 3600 * 1000;
+    return this.history.filter((e) => {
+      const at = Date.parse(e.occurred_at);
+      return at <= this.cutoff && at >= since;
+    }).sort(alertOrder);
+  }
+
+  async transition(id, status, note = "") {
+    const answer = await postJSON(`${config.urls.events}/${id}/transition`, {status, note});
+    if (answer && answer.id !== undefined) this.put(normalise(answer));
+    return answer;
+  }
+
+  async detail(id) {
+    return normalise(await getJSON(`${config.urls.events}/${id}`));
+  }
+}
+
+/** Dots and pulsing rings; `phase` (0–1) advances with time while severe events are open. */
+export function eventLayers(store, phase) {
+  const data = store.visible().filter((e) => e.position);
+  return [
+    new ScatterplotLayer({
+      id: "events-pulse", data: data.filter((e) => e.severity >= 3), getPosition: (e) => e.position,
+      radiusUnits: "pixels", getRadius: (e) => 10 + e.severity * 4 * phase, stroked: true, filled: false,
+      getLineColor: (e) => severityColour(e.severity, Math.round(255 * (1 - phase))), lineWidthUnits: "pixels",
+      getLineWidth: 3, updateTriggers: {getRadius: [phase], getLineColor: [phase]}, pickable: false,
+    }),
+    new ScatterplotLayer({
+      id: "events", data, getPosition: (e) => e.position, radiusUnits: "pixels", getRadius: (e) => 5 + e.severity,
+      getFillColor: (e) => severityColour(e.severity), stroked: true, getLineColor: [255, 255, 255, 255],
+      lineWidthUnits: "pixels", getLineWidth: 2, pickable: true, updateTriggers: {getFillColor: [store.version]},
+    }),
+  ];
+}

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+// deck.gl layers for each map layer, by kind. Tiles are read with loaders.gl's workers off:
+// by default they would be fetched from a CDN (see ../shared/docs/map-offline.md).
+import { MVTLayer } from "@deck.gl/geo-layers";
+import { MVTLoader } from "@loaders.gl/mvt";
+import { GeoJsonLayer, PathLayer, ScatterplotLayer, SolidPolygonLayer, TextLayer } from "@deck.gl/layers";
+import { positionAt } from "./feeds.js";
+import { GREY, readingColour, reportColour, roadStyle, styleFill, styleStroke } from "./styles.js";
+
+// The main-thread MVTLoader: MVTLayer's default is the worker-only loader.
+const LOAD_OPTIONS = {worker: false};
+export const FONT = "Be Vietnam Pro, sans-serif";
+
+const isOffline = (p) => p?.status === "offline" || p?.status === "inactive";
+
+/** Tile features kept by the layer's property filter (deck reads GeoJSON when binary is off). */
+function filtered(layer, data) {
+  return layer.filter && Array.isArray(data) ? data.filter((f) => layer.matches(f.properties)) : data;
+}
+
+function tileLayer(layer, extra) {
+  return new MVTLayer({
+    id: layer.id, data: layer.tileUrl, loaders: [MVTLoader], loadOptions: LOAD_OPTIONS, binary: false, pickable: true,
+    minZoom: 0, maxZoom: 18, visible: layer.visible, uniqueIdProperty: "id",
+    renderSubLayers: (props) => new GeoJsonLayer({...props, data: filtered(layer, props.data)}),
+    updateTriggers: {renderSubLayers: [layer.version]},
+    ...extra,
+  });
+}
+
+function buildingLayer(layer) {
+  const fill = styleFill(layer.style);
+  return tileLayer(layer, {
+    extruded: true, wireframe: false, filled: true, stroked: false,
+    getElevation: (f) => f.properties.height_m ?? (f.properties.levels ? f.properties.levels * 3.2 : 6),
+    getFillColor: (f) => (isOffline(f.properties) ? GREY : fill),
+    material: {ambient: 0.45, diffuse: 0.6, shininess: 16},
+  });
+}
+
+function roadLayer(layer) {
+  return tileLayer(layer, {
+    filled: false, stroked: true, lineWidthUnits: "meters", lineWidthMinPixels: 1, lineCapRounded: true,
+    getLineWidth: (f) => roadStyle(f.properties.highway)[0],
+    getLineColor: (f) => [...roadStyle(f.properties.highway)[1], 255],
+    updateTriggers: {renderSubLayers: [layer.version]},
+  });
+}
+
+function waterLayer(layer) {
+  const fill = styleFill(layer.style, 200);
+  return tileLayer(layer, {
+    filled: true, stroked: true, getFillColor: fill, getLineColor: styleStroke(layer.style),
+    lineWidthUnits: "meters", getLineWidth: (f) => (f.properties.waterway === "river" ? 30 : 6),
+    lineWidthMinPixels: 1,
+  });
+}
+
+function areaLayer(layer) {
+  return tileLayer(layer, {
+    filled: true, stroked: true, getFillColor: styleFill(layer.style, 20), getLineColor: styleStroke(layer.style, 200),
+    lineWidthUnits: "pixels", getLineWidth: (f) => (f.properties.level <= 1 ? 2.5 : 1.5),
+    pickable: false,
+  });
+}
+
+function polygonSiteLayer(layer) {
+  const fill = styleFill(layer.style, 110);
+  return tileLayer(layer, {
+    filled: true, stroked: true, extruded: false, getFillColor: fill, getLineColor: styleStroke(layer.style),
+    lineWidthUnits: "pixels", getLineWidth: 2, pointType: "circle", getPointRadius: 6,
+    pointRadiusUnits: "pixels",
+  });
+}
+
+/** The colour of one point: offline grey, then kind rules, then the layer's default. */
+function pointColour(layer, feature, fallback) {
+  const p = feature.properties || {};
+  if (isOffline(p)) return GREY;
+  if (layer.kind === "sensor") {
+    return readingColour(p.sensor_type, layer.latest.get(String(feature.id)), p.thresholds) || fallback;
+  }
+  if (layer.kind === "citizen_report") return reportColour(p.report_status || p.status);
+  return fallback;
+}
+
+/** A moving feature where it was at `moment` (the time slider), from its track. */
+function placedAt(layer, feature, moment) {
+  const fix = positionAt(layer.tracks.get(String(feature.id)) || [], moment);
+  return fix ? {...feature, geometry: {type: "Point", coordinates: [fix[0], fix[1]]}} : feature;
+}
+
+function pointLayer(layer, moment) {
+  const fallback = styleFill(layer.style, 235);
+  const radius = layer.style.radius || 6;
+  let data = [...layer.features.values()].filter((f) => f.geometry && layer.matches(f.properties));
+  if (moment !== null && layer.tracks.size) data = data.map((f) => placedAt(layer, f, moment));
+  return new GeoJsonLayer({
+    id: layer.id, data, visible: layer.visible, pickable: true, pointType: "circle",
+    pointRadiusUnits: "pixels", getPointRadius: radius, stroked: true, getLineColor: [255, 255, 255, 230],
+    lineWidthUnits: "pixels", getLineWidth: 1.5,
+    getFillColor: (f) => pointColour(layer, f, fallback),
+    updateTriggers: {getFillColor: [layer.version]},
+  });
+}
+
+/** A camera's field of view: a sector from heading ± fov/2 out to range_m (metres). */
+export function fovCone(lon, lat, heading, fov, range, steps = 12) {
+  const metresPerDegLat = 111320;
+  const metresPerDegLon = metresPerDegLat * Math.cos((lat * Math.PI) / 180);
+  const ring = [[lon, lat]];
+  for (let i = 0; i <= steps; i++) {
+    const bearing = ((heading - fov / 2 + (fov * i) / steps) * Math.PI) / 180;
+    ring.push([lon + (range * Math.sin(bearing)) / metresPerDegLon, lat + (range * Math.cos(bearing)) / metresPerDegLat]);
+  }
+  ring.push([lon, lat]);
+  return ring;
+}
+
+function cameraCones(layer) {
+  const cones = [];
+  for (const f of layer.features.values()) {
+    const p = f.properties || {};
+    if (f.geometry?.type !== "Point" || typeof p.heading_deg !== "number" || !layer.matches(p)) continue;
+    const [lon, lat] = f.geometry.coordinates;
+    cones.push({polygon: fovCone(lon, lat, p.heading_deg, p.fov_deg ?? 60, p.range_m ?? 50), offline: isOffline(p)});
+  }
+  return new SolidPolygonLayer({
+    id: `${layer.id}--fov`, data: cones, visible: layer.visible, getPolygon: (d) => d.polygon,
+    getFillColor: (d) => (d.offline ? [150, 150, 150, 60] : [...styleFill(layer.style).slice(0, 3), 70]),
+    updateTriggers: {getFillColor: [layer.version]},
+  });
+}
+
+function boatTracks(layer, moment) {
+  const until = moment ?? Infinity;
+  const paths = [...layer.tracks.entries()]
+    .map(([id, fixes]) => ({id, path: fixes.filter((f) => f[2] <= until).map((f) => [f[0], f[1]])}))
+    .filter((d) => d.path.length > 1);
+  return new PathLayer({
+    id: `${layer.id}--tracks`, data: paths, visible: layer.visible, getPath: (d) => d.path,
+    getColor: [...styleFill(layer.style).slice(0, 3), 160], widthUnits: "pixels", getWidth: 2,
+    updateTriggers: {getPath: [layer.version, moment]},
+  });
+}
+
+/** Area names (wards, provinces), shown from the zoom where they are readable. */
+function labelLayer(layer, zoom) {
+  const data = (layer.labels || []).filter((l) => zoom >= (l.level >= 3 ? 11 : 6) && zoom < (l.level >= 3 ? 22 : 11));
+  return new TextLayer({
+    id: `${layer.id}--labels`, data, visible: layer.visible, getPosition: (d) => d.position,
+    getText: (d) => d.text, characterSet: "auto", fontFamily: FONT, getSize: 14, sizeUnits: "pixels",
+    getColor: [38, 50, 56, 255], outlineWidth: 4, outlineColor: [255, 255, 255, 230], fontSettings: {sdf: true},
+    billboard: true, updateTriggers: {getText: [layer.version]},
+  });
+}
+
+const BUILDERS = {building: buildingLayer, road: roadLayer, water: waterLayer, admin_area: areaLayer};
+
+/** The deck.gl layers of one map layer (a list: a layer may add cones, tracks or labels). */
+export function deckLayers(layer, zoom, moment = null) {
+  if (layer.mode === "tiles") {
+    const build = BUILDERS[layer.kind] || polygonSiteLayer;
+    const found = [build(layer)];
+    if (layer.labels) found.push(labelLayer(layer, zoom));
+    return found;
+  }
+  const found = [];
+  if (layer.kind === "camera") found.push(cameraCones(layer));
+  if (layer.kind === "boat") found.push(boatTracks(layer, moment));
+  found.push(pointLayer(layer, moment));
+  return found;
+}
+
+/** Order on the map: areas under water under roads under buildings under everything else. */
+export const DRAW_ORDER = {admin_area: 0, water: 1, road: 2, tourist_site: 3, building: 4};
