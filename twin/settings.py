@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "layers.apps.LayersConfig",
     "ingestion.apps.IngestionConfig",
     "map_ui.apps.MapUiConfig",
+    "reports.apps.ReportsConfig",
 ]
 
 MIDDLEWARE = [

@@ -21,5 +21,6 @@ urlpatterns = [
     path("health", views.health, name="health"),
     *api_patterns,
     path("map/", include("map_ui.urls")),
+    path("", include("reports.urls")),
     path("", include("layers.urls")),
 ]

@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Filing a report: check everything first, then write it whole in one transaction.
+
+Order: rate limit (counted on its own) → text, category, place, media
+checked with nothing written → refuse places outside the city → route
+(ingestion.routing chain) → one transaction: report, reporter (if not
+anonymous), media, ``file`` and ``route`` steps, the feature in the
+reports layer, the geo-event, the citizen's first notification.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+
+from reports.models import (OPEN_STATUSES, Channel, ContactChannel, Report, ReportCategory, ReportMedia,
+                            Reporter, ReportStatus, ReportStep)
+from reports.services import notify, publish
+from reports.services.errors import MissingLocation, OutsideCity
+from reports.services.media import CleanMedia, MediaUpload, clean_uploads
+from reports.services.ratelimit import check_and_count
+from reports.services.routing import route_report
+from reports.services.text import clean_text
+from twin.errors import InvalidInput, NotFound
+from twin.models import City
+from twin.services import make_point
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_RADIUS_M = 50
+PHONE_CHARS = set("0123456789+ .-()")
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterInfo:
+    """Confidential: stored in :class:`Reporter` only."""
+
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    device_id: str = ""
+    account_id: str = ""
+    contact: str = ContactChannel.NONE
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not any((self.name, self.phone, self.email, self.device_id, self.account_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDraft:
+    category: str
+    lon: float | str | None
+    lat: float | str | None
+    description: str = ""
+    address: str = ""
+    channel: str = Channel.WEB
+    reporter: ReporterInfo = field(default_factory=ReporterInfo)
+    media: tuple[MediaUpload, ...] = ()
+    reported_at: datetime | None = None
+    city_slug: str | None = None
+    client: str | None = None          # for the rate limit; never stored in clear
+    actor_label: str = "citizen"       # who filed: citizen, open311, operator username
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    report: Report
+    duplicates: list[Report]
+
+
+def _category(code: str) -> ReportCategory:
+    category = ReportCategory.objects.filter(code=(code or "").strip(), active=True).first()
+    if category is None:
+        raise InvalidInput(f"unknown category {code!r}; see /open311/v2/services.json for the list",
+                           ) if code else InvalidInput("a category (service_code) is required")
+    return category
+
+
+def _point(draft: ReportDraft) -> Point:
+    if draft.lon in (None, "") or draft.lat in (None, ""):
+        raise MissingLocation("the place is missing: pick it on the map or share your location "
+                              "/ thiếu vị trí: chọn trên bản đồ hoặc dùng vị trí điện thoại")
+    return make_point(draft.lon, draft.lat)
+
+
+def _reporter(info: ReporterInfo) -> ReporterInfo:
+    name = clean_text(info.name, field="name", max_length=200)
+    phone = (info.phone or "").strip()
+    if phone and (not set(phone) <= PHONE_CHARS or len(phone) > 30):
+        raise InvalidInput("phone: digits, spaces and + . - ( ) only")
+    email = (info.email or "").strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput("email is not a valid address") from None
+    contact = info.contact if info.contact in ContactChannel.values else ContactChannel.NONE
+    if contact == ContactChannel.EMAIL and not email:
+        raise InvalidInput("notifications by email need an email address")
+    if contact == ContactChannel.SMS and not phone:
+        raise InvalidInput("notifications by SMS need a phone number")
+    return ReporterInfo(name=name, phone=phone, email=email, contact=contact,
+                        device_id=clean_text(info.device_id, field="device_id", max_length=200),
+                        account_id=clean_text(info.account_id, field="account_id", max_length=200))
+
+
+def city_for(slug: str | None) -> City:
+    from django.conf import settings
+
+    city = City.objects.select_related("province").filter(slug=slug or settings.DEFAULT_CITY).first()
+    if city is None:
+        raise NotFound(f"no city {slug or settings.DEFAULT_CITY!r} is loaded")
+    return city
+
+
+def check_inside(city: City, point: Point, route) -> None:
+    """Refuse a place outside the city: no ward of its province (or outside its extent)."""
+    if city.province_id is not None:
+        inside = route.ward is not None and route.ward.parent_id == city.province_id
+    else:
+        inside = city.extent.covers(point)
+    if not inside:
+        raise OutsideCity(f"this place ({point.y:.5f}, {point.x:.5f}) is outside {city.name_vi}; reports are "
+                          f"accepted only inside the city / vị trí nằm ngoài {city.name_vi}")
+
+
+_DUPLICATES_SQL = """
+SELECT id FROM reports_report
+ WHERE category_id = %s AND status = ANY(%s) AND id <> %s
+   AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)
+ ORDER BY ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography), id
+ LIMIT 10
+"""
+
+
+def find_duplicates(category: ReportCategory, point: Point, exclude: int | None = None) -> list[Report]:
+    """Open reports of the same category within 50 m (geodesic, on the geography index), nearest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DUPLICATES_SQL, [category.pk, sorted(OPEN_STATUSES), exclude or 0, point.x, point.y,
+                                         DUPLICATE_RADIUS_M, point.x, point.y])
+        ids = [row[0] for row in cursor.fetchall()]
+    found = Report.objects.select_related("category", "agency", "ward").in_bulk(ids)
+    return [found[i] for i in ids]
+
+
+def file_report(draft: ReportDraft) -> Filed:
+    """Check and store a report; raise a :class:`~twin.errors.TwinError` (4xx) with nothing stored."""
+    check_and_count(draft.client)
+    category = _category(draft.category)
+    description = clean_text(draft.description, field="description", max_length=5000)
+    address = clean_text(draft.address, field="address", max_length=500)
+    reporter = _reporter(draft.reporter)
+    point = _point(draft)
+    media = clean_uploads(list(draft.media))
+    if not description and not media:
+        raise InvalidInput("describe the problem or attach a photo / hãy mô tả hoặc gửi kèm ảnh")
+    if draft.channel not in Channel.values:
+        raise InvalidInput(f"unknown channel {draft.channel!r}")
+    city = city_for(draft.city_slug)
+    route = route_report(point, category.route_as)
+    check_inside(city, point, route)
+    reported_at = draft.reported_at or timezone.now()
+    with transaction.atomic():
+        report = Report.objects.create(
+            city=city, category=category, geom=point, description=description, address=address,
+            channel=draft.channel, status=ReportStatus.RECEIVED, ward=route.ward, agency=route.agency,
+            routing=route.as_payload(), reported_at=reported_at,
+            due_at=reported_at + timedelta(hours=category.deadline_hours))
+        if not reporter.is_anonymous:
+            Reporter.objects.create(report=report, name=reporter.name, phone=reporter.phone, email=reporter.email,
+                                    device_id=reporter.device_id, account_id=reporter.account_id,
+                                    contact=reporter.contact)
+        photo_ids = _store_media(report, media, "intake")
+        _steps(report, draft.actor_label, route, reported_at)
+        publish.write_feature(report, photo_ids)
+        publish.write_event(report, producer=f"reports:{draft.actor_label}")
+        notify.queue(report, reporter.contact if not reporter.is_anonymous else ContactChannel.NONE)
+    duplicates = find_duplicates(category, point, exclude=report.pk)
+    logger.info("report %s filed: category %s, ward %s, agency %s, %d media", report.pk, category.code,
+                route.ward.code if route.ward else None, route.agency.code if route.agency else None, len(media))
+    return Filed(report=report, duplicates=duplicates)
+
+
+def _store_media(report: Report, media: list[CleanMedia], stage: str) -> list[int]:
+    rows = ReportMedia.objects.bulk_create([
+        ReportMedia(report=report, kind=m.kind, stage=stage, content_type=m.content_type, data=m.data,
+                    size=len(m.data), width=m.width, height=m.height) for m in media])
+    return [r.pk for r in rows if r.kind == "photo"]
+
+
+def _steps(report: Report, actor_label: str, route, at: datetime) -> None:
+    ReportStep.objects.bulk_create([
+        ReportStep(report=report, action="file", from_status="", to_status=ReportStatus.RECEIVED,
+                   actor_label=actor_label, at=at, changes={"channel": report.channel}),
+        ReportStep(report=report, action="route", from_status=ReportStatus.RECEIVED,
+                   to_status=ReportStatus.RECEIVED, actor_label="routing", at=at,
+                   changes={"agency": route.agency.code if route.agency else None, "step": route.step,
+                            "ward": route.ward.code if route.ward else None, "rule": route.rule}),
+    ])
+
+
+__all__ = ["DUPLICATE_RADIUS_M", "Filed", "ReportDraft", "ReporterInfo", "city_for", "file_report",
+           "find_duplicates"]

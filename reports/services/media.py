@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Photos and short videos: check type and size, strip location and device data.
+
+A photo is decoded with Pillow (its *content* decides the type, never the
+file name or the client's content type), turned upright, and re-encoded
+as JPEG with no EXIF, XMP or ICC block: GPS position, camera make, model
+and serial number are gone. A video is accepted only as MP4/QuickTime or
+WebM (magic bytes) and its MP4 location atom (``©xyz``) is blanked.
+"""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from reports.services.errors import BadMedia, MediaTooLarge
+
+MAX_PHOTOS = 5
+MAX_VIDEOS = 1
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 2048
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "MPO"})
+
+
+def limits() -> dict[str, int]:
+    return {
+        "photo_bytes": int(getattr(settings, "REPORTS_MAX_PHOTO_BYTES", 8 * 1024 * 1024)),
+        "video_bytes": int(getattr(settings, "REPORTS_MAX_VIDEO_BYTES", 20 * 1024 * 1024)),
+        "photos": MAX_PHOTOS,
+        "videos": MAX_VIDEOS,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUpload:
+    """What a client sent: a name (for messages only) and the bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CleanMedia:
+    kind: str            # photo | video
+    content_type: str
+    data: bytes
+    width: int | None = None
+    height: int | None = None
+
+
+def _is_video(data: bytes) -> str | None:
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    return None
+
+
+def clean_photo(upload: MediaUpload) -> CleanMedia:
+    """Decode, check and re-encode a photo without any metadata."""
+    if len(upload.data) > limits()["photo_bytes"]:
+        raise MediaTooLarge(f"photo {upload.name!r} is {len(upload.data) // 1024} KiB; the limit is "
+                            f"{limits()['photo_bytes'] // 1024} KiB")
+    try:
+        with Image.open(io.BytesIO(upload.data)) as probe:
+            if probe.format not in IMAGE_FORMATS:
+                raise BadMedia(f"{upload.name!r} is a {probe.format} image; send JPEG, PNG or WebP")
+            if probe.width * probe.height > MAX_PIXELS:
+                raise BadMedia(f"photo {upload.name!r} has too many pixels ({probe.width}×{probe.height})")
+            probe.load()
+            image = ImageOps.exif_transpose(probe)  # keep it upright once the orientation tag is gone
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise BadMedia(f"{upload.name!r} is not a readable image (JPEG, PNG or WebP)") from None
+    image = image.convert("RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85, optimize=False)  # no exif=, no icc_profile=: nothing carried over
+    return CleanMedia("photo", "image/jpeg", out.getvalue(), image.width, image.height)
+
+
+_MP4_XYZ = re.compile(rb"\xa9xyz")
+
+
+def clean_video(upload: MediaUpload) -> CleanMedia:
+    content_type = _is_video(upload.data)
+    if content_type is None:
+        raise BadMedia(f"{upload.name!r} is neither an image nor an MP4/WebM video")
+    if len(upload.data) > limits()["video_bytes"]:
+        raise MediaTooLarge(f"video {upload.name!r} is {len(upload.data) // 1024} KiB; the limit is "
+                            f"{limits()['video_bytes'] // 1024} KiB")
+    data = bytearray(upload.data)
+    for match in _MP4_XYZ.finditer(upload.data):
+        start = match.start() - 4
+        size = int.from_bytes(upload.data[start:start + 4], "big") if start >= 0 else 0
+        end = min(len(data), start + size) if size >= 8 else match.end()
+        data[match.end():end] = bytes(end - match.end())  # the "+16.46+107.59/" location string
+    return CleanMedia("video", content_type, bytes(data))
+
+
+def clean_uploads(uploads: list[MediaUpload]) -> list[CleanMedia]:
+    """Check every upload before anything is stored; the first bad one refuses them all."""
+    cleaned: list[CleanMedia] = []
+    for upload in uploads:
+        if not upload.data:
+            raise BadMedia(f"{upload.name!r} is empty")
+        cleaned.append(clean_video(upload) if _is_video(upload.data) else clean_photo(upload))
+    photos = sum(1 for c in cleaned if c.kind == "photo")
+    videos = len(cleaned) - photos
+    if photos > MAX_PHOTOS or videos > MAX_VIDEOS:
+        raise BadMedia(f"at most {MAX_PHOTOS} photos and {MAX_VIDEOS} short video per report "
+                       f"(got {photos} photos, {videos} videos)")
+    return cleaned

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Per-client rate limit on filing, shared by every server process (a table, not a local cache).
+
+Only a keyed hash of the client (its address, or an Open311 api_key) is
+stored, never the address itself, and rows older than the window are pruned.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reports.models import IntakeAttempt
+from reports.services.errors import RateLimited
+
+
+def rate_limit() -> tuple[int, int]:
+    """``(max attempts, window seconds)``; setting ``REPORTS_RATE_LIMIT`` (default 10 per 10 minutes)."""
+    limit, window = getattr(settings, "REPORTS_RATE_LIMIT", (10, 600))
+    return int(limit), int(window)
+
+
+def client_key(raw: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def check_and_count(raw_client: str | None) -> None:
+    """Count one filing attempt for the client; refuse past the limit.
+
+    Committed on its own (before the report's transaction), so failed
+    attempts count too: a flood of bad requests is limited as well.
+    """
+    if not raw_client:
+        return
+    limit, window = rate_limit()
+    if limit <= 0:
+        return
+    key, now = client_key(raw_client), timezone.now()
+    since = now - timedelta(seconds=window)
+    with transaction.atomic():
+        IntakeAttempt.objects.filter(at__lt=since).delete()
+        recent = IntakeAttempt.objects.filter(client=key, at__gte=since).count()
+        if recent >= limit:
+            raise RateLimited(f"too many reports from this client: at most {limit} per {window // 60} minutes; "
+                              f"try again later / gửi quá nhiều phản ánh, vui lòng thử lại sau",
+                              retry_after=window)
+        IntakeAttempt.objects.create(client=key, at=now)
