@@ -210,6 +210,64 @@ class VehiclePosition(StreamPayload):
     heading: float | None = Field(default=None, ge=0, lt=360, description="Course over ground, degrees from north")
 
 
+
+class CameraObject(BaseModel):
+    """One tracked object or one camera alert, as in a Frigate ``events`` message's ``before``/``after``.
+
+    ``category`` is empty for a plain detection; an alert (``congestion``,
+    ``no_stopping``, ``wrong_way``, ``plate_watchlist``, ``camera_stream``)
+    names its category and severity. Pixel boxes are ``[x, y, w, h]``.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    id: str = Field(min_length=1, max_length=120, description="Track or episode id, unique per camera")
+    label: str = Field(min_length=1, max_length=40, description="vehicle, person, congestion ...")
+    category: str | None = Field(default=None, max_length=60, description="Alert category; none for a detection")
+    severity: int | None = Field(default=None, ge=1, le=5)
+    score: float | None = Field(default=None, ge=0, le=1)
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4, description="[x, y, w, h], pixels")
+    ground: GeoPoint | None = Field(default=None, description="Where it is on the ground (homography)")
+    start_time: AwareDatetime = Field(strict=False)
+    end_time: AwareDatetime | None = Field(default=None, strict=False)
+    speed_kmh: float | None = Field(default=None, ge=0, le=400)
+    zone: str | None = Field(default=None, max_length=60)
+    plate: str | None = Field(default=None, max_length=20)
+    snapshot: str | None = Field(default=None, max_length=500, description="URL/path of the blurred JPEG")
+    detail: dict[str, Any] | None = Field(default=None, description="Rule facts (levels, durations ...)")
+
+
+class CameraDetection(StreamPayload):
+    """A detection lifecycle message in the spirit of Frigate's ``frigate/events``.
+
+    ``type`` is the lifecycle (``new``, ``update``, ``end``), not an entity
+    type, so it is stored with the values.
+    """
+
+    meta_fields: ClassVar[frozenset[str]] = frozenset({"id", "location"})
+    entity_type: ClassVar[str] = "CameraDetection"
+    type: Literal["new", "update", "end"]
+    dateObserved: AwareDatetime = _time("Time of this message, ISO 8601 with zone")
+    before: CameraObject | None = None
+    after: CameraObject
+
+
+class CameraCounts(StreamPayload):
+    """Periodic counts of a camera: line totals, lanes, congestion level, stream health."""
+
+    entity_type: ClassVar[str] = "CameraCounts"
+    type: Literal["CameraCounts"] | None = None
+    dateObserved: AwareDatetime = _time("End of the counting interval, ISO 8601 with zone")
+    lines: dict[str, dict[str, int]] = Field(default_factory=dict, description="line → direction → total")
+    lanes: dict[str, dict[str, float | int | None]] = Field(default_factory=dict,
+                                                            description="lane → occupancy, flow_vph, speed_kmh")
+    congestionLevel: int | None = Field(default=None, ge=0, le=3)
+    streamState: Literal["online", "degraded", "offline", "ended"] | None = None
+    framesDecoded: int | None = Field(default=None, ge=0)
+    framesAnalysed: int | None = Field(default=None, ge=0)
+    corruptFrames: int | None = Field(default=None, ge=0)
+    reconnects: int | None = Field(default=None, ge=0)
+
 _LIST_ADAPTERS: dict[type[StreamPayload], TypeAdapter] = {}
 
 
@@ -221,5 +279,5 @@ def list_adapter(schema: type[StreamPayload]) -> TypeAdapter:
     return adapter
 
 
-__all__ = ["AirQualityObserved", "Alert", "Device", "FloodMonitoring", "GeoPoint", "StreamPayload",
+__all__ = ["AirQualityObserved", "Alert", "CameraCounts", "CameraDetection", "CameraObject", "Device", "FloodMonitoring", "GeoPoint", "StreamPayload",
            "VehiclePosition", "WaterQualityObserved", "list_adapter"]

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ingestion.schemas import (AirQualityObserved, Alert, Device, FloodMonitoring, StreamPayload, VehiclePosition,
-                               WaterQualityObserved)
+from ingestion.schemas import (AirQualityObserved, Alert, CameraCounts, CameraDetection, Device, FloodMonitoring,
+                               StreamPayload, VehiclePosition, WaterQualityObserved)
 
 WILDCARDS = frozenset("+#")
 
@@ -94,7 +94,8 @@ TOPIC_TABLE: tuple[TopicPattern, ...] = (
         air=AirQualityObserved, water_quality=WaterQualityObserved, water_level=FloodMonitoring,
         alert=Alert, status=Device,
     )),
-    TopicPattern("{root}/{city}/camera/{device_id}/{stream}", "camera", _streams(alert=Alert, status=Device)),
+    TopicPattern("{root}/{city}/camera/{device_id}/{stream}", "camera", _streams(
+        alert=Alert, status=Device, detection=CameraDetection, counts=CameraCounts)),
     TopicPattern("{root}/{city}/boat/{device_id}/{stream}", "boat", _streams(position=VehiclePosition,
                                                                               status=Device)),
 )
