@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
 from layers.collections import Collection, readable_collection
+from layers.crs import CRS84
 from layers.errors import InvalidInput, NotSupported, QueryTooExpensive
 from layers.kepler import kepler_html
 from layers.ogc import GEOJSON, Answer, ApiRequest, link
@@ -211,6 +212,10 @@ def export_query(req: ApiRequest, found: Collection, q: FeatureQuery, fmt: str, 
     ``capped`` is for requests without ``limit``: an export must not be
     silently cut at :data:`MAX_EXPORT_FEATURES`.
     """
+    if q.crs.uri != CRS84:
+        raise NotSupported("parameter 'crs': exports are written in WGS 84 longitude/latitude (CRS84), "
+                           "with the CRS recorded in the file; for other coordinates page through "
+                           "/items?crs=… or reproject the file in QGIS")
     layer = feature_layer(found)
     ids = matching_ids(found.provider, q)
     if len(ids) > q.limit and capped:

@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 
 from layers.collections import Collection, readable_collection, readable_collections
 from layers.labels import labels
-from layers.query import CRS84
+from layers.crs import CRS84, STORAGE_CRS, offered_crs
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
@@ -56,7 +57,7 @@ CONFORMANCE = (
 )
 
 Answer = tuple[int, dict[str, str], str]
-ITEM_PARAMETERS = frozenset({"f", "lang"})
+ITEM_PARAMETERS = frozenset({"f", "lang", "crs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,7 @@ def collection_document(req: ApiRequest, collection: Collection) -> dict[str, An
         links.append(link(req.url(f"/tiles/{quote(collection.id, safe='')}"), REL_TILESETS, JSON))
     document: dict[str, Any] = {
         "id": collection.id, "title": collection.title(req.lang), "description": collection.description,
-        "itemType": "feature", "crs": [CRS84], "storageCrs": CRS84, "links": links,
+        "itemType": "feature", "crs": list(offered_crs()), "storageCrs": STORAGE_CRS, "links": links,
         "attribution": collection.attribution,
         "x-citytwin": {"kind": collection.kind, "title_vi": collection.title_vi, "title_en": collection.title_en,
                        "geometryType": collection.geometry_type, "style": dict(collection.style),

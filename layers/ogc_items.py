@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from layers.collections import Collection, readable_collection
+from layers.crs import parse_output_crs
 from layers.errors import InvalidInput
 from layers.ogc import GEOJSON, HTML, Answer, ApiRequest, ITEM_PARAMETERS, self_links, html_answer, link
 from layers.providers.base import FeaturePage
@@ -53,7 +54,7 @@ def items(req: ApiRequest, collection_id: str) -> Answer:
         return _items_html(req, found, q, head, page)
     # Python only wraps the features PostgreSQL serialised: no parse, no re-encode.
     text = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[' + page.features_json + "]}"
-    return 200, {"Content-Type": GEOJSON, "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"}, text
+    return 200, {"Content-Type": GEOJSON, "Content-Crs": q.crs.header}, text
 
 
 def item(req: ApiRequest, collection_id: str, fid: str) -> Answer:
@@ -62,7 +63,8 @@ def item(req: ApiRequest, collection_id: str, fid: str) -> Answer:
     unknown = [k for k in req.params if k not in ITEM_PARAMETERS]
     if unknown:
         raise InvalidInput(f"unknown query parameter {safe_name(unknown[0])}")
-    feature_text = found.provider.get(fid)
+    crs = parse_output_crs(req.params.get("crs"))
+    feature_text = found.provider.get(fid, crs)
     collection_url = req.url(f"/collections/{quote(found.id, safe='')}")
     links = [*self_links(req, GEOJSON), link(collection_url, "collection", "application/json")]
     if req.fmt == "html":
@@ -70,7 +72,7 @@ def item(req: ApiRequest, collection_id: str, fid: str) -> Answer:
         return html_answer(req, "item.html", {"collection": found, "feature": feature, "links": links,
                                               "rows": _property_rows(feature)})
     text = feature_text[:-1] + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
-    return 200, {"Content-Type": GEOJSON, "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"}, text
+    return 200, {"Content-Type": GEOJSON, "Content-Crs": crs.header}, text
 
 
 def _items_html(req: ApiRequest, found: Collection, q: FeatureQuery, head: dict, page: FeaturePage) -> Answer:

@@ -36,6 +36,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                    {"type": "string", "enum": ["vi", "en"], "default": "vi"}),
     "bbox": _query("bbox", "minx,miny,maxx,maxy (or 6 numbers with heights) in bbox-crs; features intersecting it",
                    {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
+    "crs": _query("crs", "CRS of the returned coordinates (Part 2): CRS84 (default), EPSG:4326 (lat,lon), "
+                         "EPSG:3857, WGS 84 UTM or VN-2000 (4756, 3405, 3406, TM-3 zones); see each "
+                         "collection's `crs` list", {"type": "string", "format": "uri"}),
     "bbox-crs": _query("bbox-crs", "CRS of bbox: OGC CRS84 (default) or an EPSG URI; EPSG:4326 is lat,lon",
                        {"type": "string", "format": "uri"}),
     "datetime": _query("datetime", "RFC 3339 instant or interval (`start/end`, `..` open); on the temporal "
@@ -103,7 +106,7 @@ def document(base: str, collections: Sequence[Collection] = ()) -> dict[str, Any
     json_media = {"application/json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
     geojson = {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
     items = ["collectionId", "bbox", "bbox-crs", "datetime", "limit", "offset", "sortby", "properties", "filter",
-             "filter-lang", "filter-crs", "f", "lang"]
+             "filter-lang", "filter-crs", "crs", "f", "lang"]
     return {
         "openapi": "3.0.3",
         "info": {"title": "CityTwin layers API (OGC API – Features)", "version": "1.0.0",
@@ -126,7 +129,7 @@ def document(base: str, collections: Sequence[Collection] = ()) -> dict[str, Any
                 {"application/schema+json": {"schema": {"type": "object"}}}),
             "/collections/{collectionId}/items": _get("Features", "getFeatures", items, geojson),
             "/collections/{collectionId}/items/{featureId}": _get(
-                "One feature", "getFeature", ["collectionId", "featureId", "f", "lang"], geojson),
+                "One feature", "getFeature", ["collectionId", "featureId", "crs", "f", "lang"], geojson),
             **_collection_paths(collections, items, geojson),
             **openapi_extra.paths(_responses),
         },

@@ -24,14 +24,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError, ProjError
+from pyproj.exceptions import ProjError
 
+from layers.crs import CRS84, CRS84H, EPSG_URI, STORAGE, OutputCrs, epsg_crs, parse_crs, parse_output_crs  # noqa: F401 (re-exported)
 from layers.errors import InvalidInput
 
 DEFAULT_LIMIT = 10
@@ -40,15 +41,12 @@ MAX_OFFSET = 10_000_000
 MAX_SORT_KEYS = 5
 MAX_VALUE_CHARS = 1000
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
-EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
 
 # Parameters every items request may carry (OGC API – Features Part 1 §7.15,
 # Part 2 bbox-crs, Part 3 filter*; sortby and properties as in pygeoapi).
 QUERY_PARAMETERS = frozenset({
     "bbox", "bbox-crs", "datetime", "limit", "offset", "sortby", "properties",
-    "filter", "filter-lang", "filter-crs",
+    "filter", "filter-lang", "filter-crs", "crs",
 })
 
 
@@ -134,11 +132,11 @@ class FeatureQuery:
     properties: tuple[str, ...] | None = None
     cql_filter: SqlFragment | None = None
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)  # caller-handled (f, lang...)
+    crs: OutputCrs = STORAGE  # output CRS of the geometries (Part 2 ``crs``)
 
     def page(self, offset: int, limit: int | None = None) -> FeatureQuery:
         """The same query for another page (exports iterate with this)."""
-        return FeatureQuery(self.bbox, self.datetime_interval, self.limit if limit is None else limit, offset,
-                            self.property_filters, self.sortby, self.properties, self.cql_filter, self.extra)
+        return replace(self, offset=offset, limit=self.limit if limit is None else limit)
 
 
 # --- the parsers, one per parameter -------------------------------------------------------------
@@ -177,24 +175,6 @@ def parse_bbox(raw: str | None, crs_raw: str | None = None) -> BBox | None:
     if x1 > x2 or y1 > y2:
         raise InvalidInput("parameter 'bbox': the lower corner must come first (minx ≤ maxx and miny ≤ maxy)")
     return _bbox_to_crs84(crs_uri, x1, y1, x2, y2)
-
-
-def parse_crs(name: str, raw: str | None) -> str:
-    """A CRS URI (or ``EPSG:n`` / ``[EPSG:n]`` / URN) normalised to its OGC URI; unknown → 400."""
-    if raw is None or not raw.strip():
-        return CRS84
-    text = raw.strip().strip("[]")
-    if re.fullmatch(r"(?i)(https?://www\.opengis\.net/def/crs/OGC/(1\.3|0)/CRS84h?|urn:ogc:def:crs:OGC:1\.3:CRS84"
-                    r"|OGC:CRS84h?|CRS84h?)", text):
-        return CRS84
-    match = re.fullmatch(r"(?i)(?:https?://www\.opengis\.net/def/crs/EPSG/0/|urn:ogc:def:crs:EPSG:[0-9.]*:|EPSG:)"
-                         r"(\d{1,6})", text)
-    if match is None:
-        raise InvalidInput(f"parameter {name!r}: unknown or unsupported CRS; use an OGC CRS URI such as "
-                           f"{CRS84} or {EPSG_URI.format(code=3857)}")
-    code = int(match.group(1))
-    _crs_of(EPSG_URI.format(code=code), name)
-    return EPSG_URI.format(code=code)
 
 
 def parse_datetime(raw: str | None) -> TimeInterval | None:
@@ -305,6 +285,7 @@ def parse_feature_query(params: Mapping[str, str], fields: Mapping[str, Queryabl
         properties=parse_properties(params.get("properties"), fields),
         cql_filter=parse_filter(params.get("filter"), params.get("filter-lang"), params.get("filter-crs"), fields),
         extra={k: v for k, v in params.items() if k in allowed},
+        crs=parse_output_crs(params.get("crs")),
     )
 
 
@@ -353,18 +334,9 @@ def _instant(text: str, *, end_of_day: bool) -> datetime:
 
 
 @lru_cache(maxsize=64)
-def _crs_of(uri: str, name: str = "crs") -> CRS:
-    code = int(uri.rsplit("/", 1)[1])
-    try:
-        return CRS.from_epsg(code)
-    except CRSError:
-        raise InvalidInput(f"parameter {name!r}: EPSG:{code} is not a known CRS") from None
-
-
-@lru_cache(maxsize=64)
 def to_crs84(uri: str) -> Transformer:
     """A transformer from ``uri`` (authority axis order) to CRS84 lon/lat."""
-    return Transformer.from_crs(_crs_of(uri), CRS.from_user_input("OGC:CRS84"))
+    return Transformer.from_crs(epsg_crs(uri), CRS.from_user_input("OGC:CRS84"))
 
 
 def _check_lon_lat(lon1: float, lat1: float, lon2: float, lat2: float) -> None:

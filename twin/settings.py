@@ -179,6 +179,12 @@ TILES = {
     "layer_ttl": float(env("TILES_LAYER_TTL", "1") or 1),
 }
 
+# EPSG codes /items?crs= may ask for (OGC API Features Part 2; layers/crs.py). Unset: WGS 84, Web
+# Mercator, WGS 84 UTM 48N/49N and VN-2000 (geographic, UTM 48N/49N, every TM-3 zone).
+if env("LAYERS_OUTPUT_CRS", ""):
+    LAYERS_OUTPUT_CRS = tuple(int(code) for code in env("LAYERS_OUTPUT_CRS", "").replace("EPSG:", "").split(",")
+                              if code.strip())
+
 # GDAL 3.6 (Debian 12) cannot block network access while parsing SRS; CityTwin parses
 # CRS with pyproj, never through GDAL on untrusted input, so the warning is noise.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]

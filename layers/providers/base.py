@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from layers.crs import STORAGE, OutputCrs
 from layers.query import FeatureQuery, Queryable
 
 
@@ -77,8 +78,8 @@ class LayerProvider(ABC):
         """One page of features matching ``q``."""
 
     @abstractmethod
-    def get(self, fid: str) -> str:
-        """The GeoJSON feature ``fid`` as JSON text; :class:`~layers.errors.NotFound` if absent."""
+    def get(self, fid: str, crs: OutputCrs = STORAGE) -> str:
+        """The GeoJSON feature ``fid`` as JSON text (coordinates in ``crs``); :class:`~layers.errors.NotFound` if absent."""
 
     @abstractmethod
     def extent(self) -> Extent:

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DataError, OperationalError, connection, transaction
 from pydantic import BaseModel, ConfigDict, Field
 
+from layers.crs import STORAGE, OutputCrs
 from layers.errors import InvalidInput, NotFound, QueryTooExpensive
 from layers.providers.base import Extent, FeaturePage, LayerProvider
 from layers.query import FeatureQuery, Queryable, SqlFragment
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 CORE_OUTPUT = ("name", "status", "height_m", "last_seen")
 #: numberMatched is counted up to this many rows, and omitted above
 COUNT_CAP = 100_000
-GEOJSON_DIGITS = 7  # ~1 cm at the equator
 _CASTS = {"string": "text", "number": "double precision", "integer": "double precision",
           "boolean": "boolean"}
 
@@ -152,9 +152,10 @@ class TableProvider(LayerProvider):
         pairs = ", ".join(f"{_sql_string(n)}, {self._fields[n].output_sql}" for n in names)
         return f"jsonb_build_object({pairs})"
 
-    def feature_json_sql(self, properties: str) -> str:
+    def feature_json_sql(self, properties: str, crs: OutputCrs = STORAGE) -> str:
+        geometry = crs.geometry_sql(self.page_geom_sql)
         return ("'{\"type\":\"Feature\",\"id\":' || to_json(" + self.id_sql + ")::text"
-                f" || ',\"geometry\":' || coalesce(ST_AsGeoJSON({self.page_geom_sql}, {GEOJSON_DIGITS}), 'null')"
+                f" || ',\"geometry\":' || coalesce(ST_AsGeoJSON({geometry}, {crs.digits}), 'null')"
                 f" || ',\"properties\":' || ({properties})::text || '}}'")
 
     # -- the API -------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class TableProvider(LayerProvider):
         inner_order = ", ".join(f"{expr} {direction}" for expr, direction in terms)
         outer_order = ", ".join(f"k.s{i}__ {direction}" for i, (_, direction) in enumerate(terms))
         join = " AND ".join(f"{expr} = k.r{i}__" for i, expr in enumerate(self.row_key))
-        feature = self.feature_json_sql(self.properties_sql(q.properties))
+        feature = self.feature_json_sql(self.properties_sql(q.properties), q.crs)
         return (f"SELECT count(*), coalesce(string_agg({feature}, ',' ORDER BY f.rn__) "
                 f"FILTER (WHERE f.rn__ <= %s), '') FROM ("
                 f"SELECT {self.inner_columns}, row_number() OVER (ORDER BY {outer_order}) AS rn__ "
@@ -196,11 +197,11 @@ class TableProvider(LayerProvider):
         counted = run_sql(sql, [*where.params, COUNT_CAP + 1])[0][0]
         return counted if counted <= COUNT_CAP else None
 
-    def get(self, fid: str) -> str:
+    def get(self, fid: str, crs: OutputCrs = STORAGE) -> str:
         condition = self.fid_where(fid)
         if condition is None:
             raise NotFound("no such feature in this collection")
-        sql = (f"SELECT {self.feature_json_sql(self.all_properties_sql())} FROM ("
+        sql = (f"SELECT {self.feature_json_sql(self.all_properties_sql(), crs)} FROM ("
                f"SELECT {self.inner_columns} FROM {self.from_sql} "
                f"WHERE ({self.base_where.sql}) AND ({condition.sql}) LIMIT 1) f")
         rows = run_sql(sql, [*self.base_where.params, *condition.params])
