@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "twin.apps.TwinConfig",
     "layers.apps.LayersConfig",
     "ingestion.apps.IngestionConfig",
+    "cameras.apps.CamerasConfig",
     "map_ui.apps.MapUiConfig",
     "reports.apps.ReportsConfig",
 ]
