@@ -18,7 +18,11 @@ SECRET = {"name": "Nguyễn Văn Bímật", "phone": "0905123987", "email": "bim
 @pytest.fixture(scope="session", autouse=True)
 def report_categories(django_db_setup, django_db_blocker):
     """Categories from fixtures/reports/report_categories.toml, committed once for the session."""
+    from django.db import connection
+
     with django_db_blocker.unblock():
+        # Never the real database: a session with no django_db test would connect to it.
+        assert connection.settings_dict["NAME"].startswith("test_"), connection.settings_dict["NAME"]
         call_command("load_report_categories", verbosity=0)
 
 
@@ -73,3 +77,54 @@ def photo_with_exif(size=(64, 48), fmt="JPEG") -> bytes:
 @pytest.fixture
 def operator(db):
     return make_user(Role.OPERATOR)
+
+
+@pytest.fixture
+def live(committed_live_server, django_db_blocker):
+    """The live server over committed data; reports filed through it are deleted afterwards."""
+    from reports.models import IntakeAttempt, Report
+
+    with django_db_blocker.unblock():
+        last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    yield committed_live_server[0]
+    in_own_thread(lambda: (delete_reports_after(last), IntakeAttempt.objects.all().delete()))
+
+
+def in_own_thread(func) -> None:
+    """Run ``func`` on its own connection (a thread), committed, outside the test's transaction."""
+    import threading
+
+    from django.db import connection
+
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            func()
+        except BaseException as exc:  # re-raised in the test thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def delete_reports_after(last_id: int) -> None:
+    """Remove committed reports with their feature and geo-events (a test's own data)."""
+    from reports.models import Report
+    from twin.models import Feature, GeoEvent
+    from twin.services.features import bump_layer_versions
+
+    reports = list(Report.objects.filter(pk__gt=last_id).values_list("pk", "feature_id"))
+    ids = [pk for pk, _ in reports]
+    Report.objects.filter(pk__in=ids).delete()
+    GeoEvent.objects.filter(source_key__in=[f"report:{i}" for i in ids] + [f"report-overdue:{i}" for i in ids]).delete()
+    features = Feature.objects.filter(pk__in=[f for _, f in reports if f])
+    layers = set(features.values_list("layer_id", flat=True))
+    features.delete()
+    if layers:
+        bump_layer_versions(layers)
