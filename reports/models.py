@@ -100,6 +100,8 @@ class Report(models.Model):
     due_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     overdue_at = models.DateTimeField(null=True, blank=True, help_text="When the overdue check flagged it.")
+    source_ref = models.CharField(max_length=100, null=True, blank=True, unique=True,
+                                  help_text="Id in an imported stream (e.g. sf311:1757188), so a re-load updates.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -116,15 +116,6 @@ def in_own_thread(func) -> None:
 def delete_reports_after(last_id: int) -> None:
     """Remove committed reports with their feature and geo-events (a test's own data)."""
     from reports.models import Report
-    from twin.models import Feature, GeoEvent
-    from twin.services.features import bump_layer_versions
+    from reports.services.bulk import delete_reports
 
-    reports = list(Report.objects.filter(pk__gt=last_id).values_list("pk", "feature_id"))
-    ids = [pk for pk, _ in reports]
-    Report.objects.filter(pk__in=ids).delete()
-    GeoEvent.objects.filter(source_key__in=[f"report:{i}" for i in ids] + [f"report-overdue:{i}" for i in ids]).delete()
-    features = Feature.objects.filter(pk__in=[f for _, f in reports if f])
-    layers = set(features.values_list("layer_id", flat=True))
-    features.delete()
-    if layers:
-        bump_layer_versions(layers)
+    delete_reports(list(Report.objects.filter(pk__gt=last_id).values_list("pk", flat=True)))
