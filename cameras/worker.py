@@ -136,6 +136,8 @@ class CameraWorker:
             obj["ground"] = {"type": "Point", "coordinates": [round(float(lon), 7), round(float(lat), 7)]}
         if end:
             obj["end_time"] = iso_utc(self._wall(track.last_t))
+        if track.data.get("snapshot"):
+            obj["snapshot"] = track.data["snapshot"]     # every message of the object points at its picture
         return obj
 
     def _snapshot(self, obj: dict[str, Any], keep) -> None:
@@ -153,6 +155,7 @@ class CameraWorker:
         for track in result.started:
             obj = self._object(track)
             self._snapshot(obj, track.box)
+            track.data["snapshot"] = obj.get("snapshot")
             track.data["last_update"] = result.t
             self._send("new", obj, when)
         for track in result.tracks:
