@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-// The /ws/live socket (docs/live.md): the browser's session authenticates it. Messages are
-// queued as they arrive and applied once per animation frame, keeping only the latest state of
-// each feature, because a software-rendered frame takes far longer than a message.
+// The /ws/live socket (docs/live.md): the browser's session authenticates it. Feature updates
+// are queued as they arrive and applied once per animation frame, keeping only the latest state
+// of each feature, because a software-rendered frame takes far longer than a message. Events
+// go to the alert list at once.
 import { config } from "./config.js";
 
 const RECONNECT_MS = [500, 1000, 2000, 5000, 10000];
@@ -14,7 +15,6 @@ export class LiveSocket {
     this.handlers = handlers;
     this.subscription = null;
     this.pendingFeatures = new Map();   // "layer/id" -> latest message
-    this.pendingEvents = [];
     this.scheduled = false;
     this.attempt = 0;
     this.socket = null;
@@ -55,8 +55,9 @@ export class LiveSocket {
         this.handlers.onState?.(message.live ? "on" : "waiting");
         break;
       case "event":
-        this.pendingEvents.push(message);
-        this.schedule();
+        // Events are rare and each one matters: the alert list shows it at once; the map
+        // picks it up with the next frame.
+        this.handlers.onEvent?.(message);
         break;
       case "feature":
         this.pendingFeatures.set(`${message.layer}/${message.id}`, message);
@@ -83,11 +84,8 @@ export class LiveSocket {
   flush() {
     if (!this.scheduled) return;
     this.scheduled = false;
-    const events = this.pendingEvents;
     const features = [...this.pendingFeatures.values()];
-    this.pendingEvents = [];
     this.pendingFeatures.clear();
-    for (const m of events) this.handlers.onEvent?.(m);
     if (features.length) this.handlers.onFeatures?.(features);
   }
 }

@@ -46,6 +46,7 @@ export class MapApp {
     });
     this.alerts = new AlertConsole(this.store, {onSelect: (e) => this.selectEvent(e), showDetails: (e) => this.showEvent(e)});
     byId("details-close")?.addEventListener("click", () => this.closeDetails());
+    byId("lang-select")?.addEventListener("change", (e) => e.target.form.submit());
     await this.loadLayers();
     if (config.user.read_events) await this.store.load().catch((e) => this.fail(e));
     this.alerts.render();
