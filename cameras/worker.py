@@ -19,6 +19,7 @@ import numpy as np
 
 from cameras.analysis import CameraAnalysis, FrameResult
 from cameras.config import CameraConfig
+from cameras.plates import WatchList, read_plates
 from cameras.publish import Publisher, iso_utc
 from cameras.snapshot import write_snapshot
 from cameras.source import DEGRADED, ENDED, OFFLINE, ONLINE, SourceSettings, VideoSource, is_file
@@ -49,6 +50,7 @@ class CameraWorker:
         self._anchor: tuple[float, datetime] | None = None
         self._next_counts = time.monotonic() + counts_interval_s
         self._frame: np.ndarray | None = None
+        self._watch = WatchList(spec.config.plates.watch_list)
         self.published = 0
 
     # -- time -------------------------------------------------------------------------------------
@@ -158,6 +160,8 @@ class CameraWorker:
             track.data["snapshot"] = obj.get("snapshot")
             track.data["last_update"] = result.t
             self._send("new", obj, when)
+            if self.spec.config.plates.enabled:
+                self._plates(track, when)
         for track in result.tracks:
             if track not in result.started and result.t - track.data.get("last_update", result.t) >= interval:
                 track.data["last_update"] = result.t
@@ -176,6 +180,28 @@ class CameraWorker:
             else:
                 self._snapshot(obj, None)
             self._send({"start": "new"}.get(c.state, c.state), obj, when)
+
+    def _crop(self, box) -> np.ndarray | None:
+        if self._frame is None:
+            return None
+        height, width = self._frame.shape[:2]
+        sx, sy = (width / self.spec.config.frame_size[0], height / self.spec.config.frame_size[1]) \
+            if self.spec.config.frame_size else (1.0, 1.0)
+        x, y, w, h = box
+        crop = self._frame[max(0, int(y * sy)):int((y + h) * sy), max(0, int(x * sx)):int((x + w) * sx)]
+        return crop if crop.size else None
+
+    def _plates(self, track: Track, when: datetime) -> None:
+        """Plate regions of a new vehicle; a watch-listed reading (needs a registered reader) is an alert."""
+        crop = self._crop(track.box)
+        if crop is None:
+            return
+        found = read_plates(crop, self._watch)
+        track.data["plates"] = found
+        for hit in (f for f in found if f["watch_list"]):
+            obj = {**self._object(track), "id": f"{self.spec.id}-{self._generation}-{track.id}-plate",
+                   "category": "plate_watchlist", "plate": hit["text"], "detail": {"plate_box": hit["box"]}}
+            self._send("new", obj, when)
 
     def _violation(self, v, when: datetime) -> None:
         track = next((tr for tr in self.analysis.tracker.tracks if tr.id == v.track_id), None)
