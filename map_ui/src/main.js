@@ -40,10 +40,10 @@ export class MapApp {
       parent: byId("map"), views: new MapView({repeat: false}), initialViewState: this.viewState, controller: true,
       layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false, preserveDrawingBuffer: true}},
       onViewStateChange: ({viewState}) => this.viewChanged(viewState),
-      onClick: (info) => this.clicked(info),
       onAfterRender: () => this.status.renders++,
       getCursor: ({isHovering}) => (isHovering ? "pointer" : "grab"),
     });
+    this.listenForClicks();
     this.alerts = new AlertConsole(this.store, {onSelect: (e) => this.selectEvent(e), showDetails: (e) => this.showEvent(e)});
     byId("details-close")?.addEventListener("click", () => this.closeDetails());
     byId("lang-select")?.addEventListener("change", (e) => e.target.form.submit());
@@ -269,7 +269,28 @@ export class MapApp {
     if (panel) panel.hidden = true;
   }
 
+  /**
+   * Clicks on the map from the DOM's own click event, picked at once. deck.gl's gesture
+   * recogniser drops a click whose button-up is handled late, which is every click while a
+   * software-rendered frame is being drawn; a press that moved (a pan) is not a click.
+   */
+  listenForClicks() {
+    const canvas = this.deck.getCanvas?.() || byId("map").querySelector("canvas");
+    let down = null;
+    canvas.addEventListener("pointerdown", (e) => { down = [e.clientX, e.clientY]; });
+    canvas.addEventListener("click", (e) => {
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 5) return;
+      const box = canvas.getBoundingClientRect();
+      const [x, y] = [e.clientX - box.left, e.clientY - box.top];
+      const picked = this.deck.pickObject({x, y, radius: 4});
+      const viewport = this.deck.getViewports()[0];
+      this.clicked({...(picked || {}), x, y, coordinate: picked?.coordinate || viewport?.unproject([x, y]),
+        detail: e.detail});
+    });
+  }
+
   clicked(info) {
+    this.status.clicks = [...(this.status.clicks || []).slice(-4), {x: info.x, y: info.y, layer: info.layer?.id ?? null}];
     if (this.onMapClick?.(info)) return;          // a planner tool took the click
     if (!info.object) return;
     if (info.layer?.id === "events") {

@@ -36,7 +36,7 @@ function row(layer, onChange) {
   });
   return el("li", {class: `layer kind-${layer.kind}`, dataset: {layer: layer.id}},
     el("label", {}, toggle, el("span", {class: "swatch", style: `background:rgb(${r},${g},${b})`}), layer.title),
-    el("details", {}, el("summary", {}, t("filter")), filter, error));
+    el("details", {}, el("summary", {title: t("filter")}, "⚲"), filter, error));
 }
 
 export function renderPanel(layers, onChange) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.db import connections
 
 from tests.map_ui.support import Browser_, start_stack
 
@@ -25,7 +26,11 @@ def browser():
     try:
         yield chromium
     finally:
+        # Playwright's greenlet has its own context, hence its own Django connections: close
+        # them here, or the test database cannot be dropped at the end of the session.
+        connections.close_all()
         chromium.close()
+        connections.close_all()
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:

@@ -123,7 +123,15 @@ def test_a_sensor_is_coloured_by_its_latest_reading_and_its_details_chart_recent
     page.wait_for_function(f"({_pick(page, air, where)})() === 'aq-0'", timeout=30000)
     x, y = page.evaluate(f"citytwin.app.deck.getViewports()[0].project(citytwin.app.layer('{air}').features.get('aq-0').geometry.coordinates)")
     page.mouse.click(x, y)
-    chart = page.wait_for_selector("#details figure.reading-chart[data-key='pm25']", timeout=30000)
+    try:
+        page.wait_for_selector(f"#details[data-feature='{air}/aq-0']", timeout=30000)
+    except Exception:
+        raise AssertionError(f"no details at {x}, {y}: {page.evaluate('citytwin.errors')} "
+                             f"{page.evaluate('citytwin.clicks')}") from None
+    try:
+        chart = page.wait_for_selector("#details figure.reading-chart[data-key='pm25']", timeout=30000)
+    except Exception:
+        raise AssertionError(f"no chart in the details: {page.locator('#details').inner_text()[:500]}") from None
     assert chart.get_attribute("data-points") == str(len(values))
     save(page, "sensor-details")
     assert remote(requests) == []
