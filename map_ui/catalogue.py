@@ -78,6 +78,7 @@ STRINGS: Mapping[str, tuple[str, str]] = {
     "kpi_devices": ("Thiết bị trực tuyến", "Devices online"),
     "kpi_offline": ("Thiết bị mất kết nối", "Devices offline"),
     "exit_wall": ("Thoát màn hình lớn", "Leave wall mode"),
+    "save_view": ("Lưu góc nhìn này cho màn hình lớn", "Save this view for the video wall"),
     "loading": ("Đang tải…", "Loading…"),
     "error": ("Lỗi", "Error"),
 }

@@ -17,7 +17,7 @@ import { DRAW_ORDER, deckLayers } from "./render.js";
 import { loadLatest, loadTracks } from "./feeds.js";
 import { setupPlanner } from "./planner.js";
 import { setupTime } from "./timeline.js";
-import { setupWall } from "./wall.js";
+import { saveCurrentView, setupWall } from "./wall.js";
 
 const PULSE_MS = 1600;
 const FLY_MS = 1500;
@@ -41,12 +41,14 @@ export class MapApp {
       layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false, preserveDrawingBuffer: true}},
       onViewStateChange: ({viewState}) => this.viewChanged(viewState),
       onAfterRender: () => this.status.renders++,
+      onError: (error, layer) => this.fail(`${layer?.id || "deck"}: ${error?.message || error}`),
       getCursor: ({isHovering}) => (isHovering ? "pointer" : "grab"),
     });
     this.listenForClicks();
     this.alerts = new AlertConsole(this.store, {onSelect: (e) => this.selectEvent(e), showDetails: (e) => this.showEvent(e)});
     byId("details-close")?.addEventListener("click", () => this.closeDetails());
     byId("lang-select")?.addEventListener("change", (e) => e.target.form.submit());
+    byId("save-view")?.addEventListener("click", (e) => { e.target.dataset.saved = saveCurrentView(this); });
     await this.loadLayers();
     if (config.user.read_events) await this.store.load().catch((e) => this.fail(e));
     this.alerts.render();

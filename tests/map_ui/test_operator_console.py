@@ -151,3 +151,23 @@ def test_search_finds_a_ward_by_name_and_flies_there(stack, browser):
                            f"Math.abs(citytwin.viewState.latitude - {target[1]}) < 1e-4", timeout=60000)
     assert remote(requests) == []
     page.context.close()
+
+
+def test_a_device_reporting_inactive_greys_out_on_the_map_without_a_reload(stack, browser):
+    page, requests = _live_page(stack, browser)
+    air = stack.devices.layers["air"].slug
+    page.evaluate("window.sameDocument = true")
+    stack.publisher.publish(stack.devices.topic("aq-2", "status"),
+                            {"type": "Device", "dateLastValueReported": _iso(datetime.now(timezone.utc)),
+                             "deviceState": "inactive"})
+    page.wait_for_function(f"citytwin.app.layer('{air}').features.get('aq-2').properties.status === 'inactive'",
+                           timeout=30000)
+    colour = page.evaluate(f"""() => {{
+        const app = citytwin.app;
+        const deckLayer = app.deck.props.layers.find(l => l.id === '{air}');
+        return deckLayer.props.getFillColor(app.layer('{air}').features.get('aq-2')).slice(0, 3);
+    }}""")
+    assert colour == [150, 150, 150], "an inactive device is drawn grey"
+    assert page.evaluate("window.sameDocument") is True
+    assert remote(requests) == []
+    page.context.close()

@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Planner tools, the time slider and the video wall in a real Chromium."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.map_ui.support import NGO_MON, open_map, remote, save
+
+pytestmark = pytest.mark.django_db
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _screen(page, lon: float, lat: float) -> tuple[float, float]:
+    return tuple(page.evaluate(f"citytwin.app.deck.getViewports()[0].project([{lon}, {lat}])"))
+
+
+def test_a_drawn_radius_counts_the_chosen_layers_inside_it_and_offers_exports(stack, browser):
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    air = stack.devices.layers["air"].slug
+    page.select_option("#planner-layers", [air, "hue-hotels"])
+    page.click("#draw-radius")
+    centre = _screen(page, *NGO_MON)
+    edge = _screen(page, NGO_MON[0] + 0.006, NGO_MON[1])       # ~640 m east
+    page.mouse.click(*centre)
+    page.wait_for_function("citytwin.app.planner.points.length === 1", timeout=30000)
+    page.mouse.click(*edge)
+    block = page.wait_for_selector(f"#planner-result .planner-layer[data-layer='{air}']", timeout=60000)
+    assert block.get_attribute("data-count") == "3", "all three test stations lie within ~640 m of Ngọ Môn"
+    radius = page.evaluate("citytwin.app.planner.shape.radius")
+    expected = page.evaluate(f"""fetch('/collections/hue-hotels/within?lon={NGO_MON[0]}&lat={NGO_MON[1]}'
+        + '&radius_m=' + Math.round({radius}) + '&limit=1000').then(r => r.json()).then(b => b.numberReturned)""")
+    # The click lands on a pixel, not the exact coordinate: compare with the radius actually drawn.
+    hotels = page.locator("#planner-result .planner-layer[data-layer='hue-hotels']")
+    assert abs(int(hotels.get_attribute("data-count")) - expected) <= 2
+    formats = {a.get_attribute("class").split("export-")[1] for a in block.query_selector_all("a.export")}
+    assert {"geojson", "gpkg", "kepler"} <= formats
+    href = block.query_selector("a.export-gpkg").get_attribute("href")
+    status = page.evaluate(f"fetch({href!r}).then(r => r.status)")
+    assert status == 200
+    save(page, "planner-radius")
+    assert remote(requests) == []
+    page.context.close()
+
+
+def test_the_ward_choropleth_colours_every_ward_of_the_city(stack, browser):
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    page.select_option("#choropleth-layer", "hue-hotels")
+    page.wait_for_function("citytwin.app.extraLayers.choropleth?.[0]?.props.data.features.length >= 30", timeout=60000)
+    save(page, "choropleth")
+    assert remote(requests) == []
+    page.context.close()
+
+
+def test_the_time_slider_replays_events_of_the_last_24_hours(stack, browser):
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    page.wait_for_function("citytwin.live === 'on'", timeout=60000)
+    known = page.evaluate("[...citytwin.app.store.events.keys()]")
+    stack.publisher.publish(stack.devices.topic("fa-1", "alert"),
+                            {"type": "Alert", "dateIssued": _iso(datetime.now(timezone.utc)), "category": "fire",
+                             "alarm": True})
+    event_id = page.wait_for_function(f"""() => {{
+        const known = new Set({known});
+        return [...citytwin.app.store.events.keys()].find((id) => !known.has(id)) ?? null;
+    }}""", timeout=30000).json_value()
+
+    page.locator("#time-slider").fill("1380")              # one hour ago
+    page.wait_for_function("citytwin.moment !== null && citytwin.app.store.cutoff !== null", timeout=30000)
+    assert page.locator(f"#alert-list li[data-event-id='{event_id}']").count() == 0, "not yet happened then"
+    page.locator("#time-slider").fill("1440")              # now: live again
+    page.wait_for_selector(f"#alert-list li[data-event-id='{event_id}']", timeout=30000)
+    assert page.evaluate("citytwin.moment") is None
+    assert remote(requests) == []
+    page.context.close()
+
+
+def test_the_video_wall_shows_kpis_and_the_alert_ticker_without_controls_and_cycles_views(stack, browser):
+    page, requests = browser.page(stack, locale="en-GB")
+    view = f"{NGO_MON[0]},{NGO_MON[1]},16.5"
+    open_map(page, stack.base + f"/map/wall/?view={view}&view=107.60,16.46,14&cycle=3")
+    page.wait_for_selector(".kpi[data-kpi='kpi_open'] b", timeout=30000)
+    open_alerts = page.evaluate("citytwin.app.store.events.size")
+    assert page.locator(".kpi[data-kpi='kpi_open'] b").inner_text() == str(open_alerts)
+    assert page.locator("#layer-panel, #alert-list, #search, #planner").count() == 0
+    assert page.evaluate("citytwin.app.deck.props.controller") is False
+    page.wait_for_function("citytwin.wallView >= 2", timeout=30000)     # moved on to the next saved view
+    if open_alerts:
+        assert page.locator("#ticker .item[data-event-id]").count() >= 1
+    save(page, "wall")
+    assert remote(requests) == []
+    page.context.close()
