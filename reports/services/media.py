@@ -60,7 +60,13 @@ def _is_video(data: bytes) -> str | None:
 
 
 def clean_photo(upload: MediaUpload) -> CleanMedia:
-    """Decode, check and re-encode a photo without any metadata."""
+    """Check a photo and return it without any metadata.
+
+    An upright baseline JPEG that is small enough keeps its compressed image
+    data and loses every APPn/COM segment and anything after the end marker
+    (lossless and fast: :func:`strip_jpeg`); anything else is decoded and
+    re-encoded as JPEG with no EXIF, XMP or ICC block.
+    """
     if len(upload.data) > limits()["photo_bytes"]:
         raise MediaTooLarge(f"photo {upload.name!r} is {len(upload.data) // 1024} KiB; the limit is "
                             f"{limits()['photo_bytes'] // 1024} KiB")
@@ -70,6 +76,14 @@ def clean_photo(upload: MediaUpload) -> CleanMedia:
                 raise BadMedia(f"{upload.name!r} is a {probe.format} image; send JPEG, PNG or WebP")
             if probe.width * probe.height > MAX_PIXELS:
                 raise BadMedia(f"photo {upload.name!r} has too many pixels ({probe.width}×{probe.height})")
+            upright = probe.getexif().get(0x0112, 1) == 1
+            if (probe.format == "JPEG" and upright and max(probe.size) <= MAX_SIDE
+                    and probe.mode in ("RGB", "L")):
+                stripped = strip_jpeg(upload.data)
+                if stripped is not None:
+                    with Image.open(io.BytesIO(stripped)) as check:
+                        check.verify()
+                    return CleanMedia("photo", "image/jpeg", stripped, probe.width, probe.height)
             probe.load()
             image = ImageOps.exif_transpose(probe)  # keep it upright once the orientation tag is gone
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -79,6 +93,42 @@ def clean_photo(upload: MediaUpload) -> CleanMedia:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85, optimize=False)  # no exif=, no icc_profile=: nothing carried over
     return CleanMedia("photo", "image/jpeg", out.getvalue(), image.width, image.height)
+
+
+_KEEP_APP0 = b"JFIF\x00"
+
+
+def strip_jpeg(data: bytes) -> bytes | None:
+    r"""The JPEG without APP1–APP15 (EXIF, XMP, ICC, maker notes), COM, non-JFIF APP0, or trailing bytes.
+
+    Returns ``None`` when the marker structure is not a plain JPEG (the caller re-encodes then).
+
+    >>> strip_jpeg(b"\xff\xd8\xff\xe1\x00\x08Exif\x00\x00\xff\xda\x00\x02\x01\x02\xff\xd9tail")
+    b'\xff\xd8\xff\xda\x00\x02\x01\x02\xff\xd9'
+    """
+    if data[:2] != b"\xff\xd8":
+        return None
+    out, i, n = bytearray(b"\xff\xd8"), 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:          # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i:i + 2 + length]
+        if marker == 0xDA:          # start of scan: copy the image data up to the end marker
+            end = data.find(b"\xff\xd9", i + 2 + length)
+            if end < 0:
+                return None
+            out += data[i:end + 2]
+            return bytes(out)
+        drop = 0xE1 <= marker <= 0xEF or marker == 0xFE or (marker == 0xE0 and segment[4:9] != _KEEP_APP0)
+        if not drop:
+            out += segment
+        i += 2 + length
+    return None
 
 
 _MP4_XYZ = re.compile(rb"\xa9xyz")

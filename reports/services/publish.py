@@ -7,6 +7,7 @@ of tiles, exports, the layers API, live push and event payloads.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import shapely
@@ -40,8 +41,14 @@ def reports_layer(city: City) -> Layer:
     return layer
 
 
+@lru_cache(maxsize=1)
+def _media_prefix() -> str:
+    return reverse("reports:media", args=[0])[:-1]
+
+
 def media_url(media_id: int) -> str:
-    return reverse("reports:media", args=[media_id])
+    """Public URL of a photo (reversed once: ``reverse`` per photo showed up in the filing profile)."""
+    return f"{_media_prefix()}{media_id}"
 
 
 def feature_properties(report: Report, photo_ids: list[int] | None = None) -> dict[str, Any]:
