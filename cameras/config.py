@@ -111,6 +111,9 @@ class Analytics(_Cfg):
     realtime: bool = Field(default=True, description="Pace files at their frame rate (false: as fast as possible).")
     loop: bool = Field(default=False, description="Start a file again at its end (demo).")
     snapshots: bool = Field(default=True, description="Attach a blurred JPEG snapshot to events.")
+    snapshot_privacy: Literal["background", "faces"] = Field(default="background", description="background: only "
+                                                             "the event's object stays sharp; faces: blur faces "
+                                                             "(Haar cascade) and other objects (slow).")
 
 
 class Plates(_Cfg):

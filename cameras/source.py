@@ -77,6 +77,7 @@ class VideoSource:
         self.generation = 0     # bumped on every (re)open: the analysis resets its background
         self.fps = 25.0
         self.looped = False
+        self.notify: threading.Event | None = None     # set on every frame (the worker's loop waits on it)
         self._clock = 0.0
         self._taken = threading.Condition(self._lock)
 
@@ -181,6 +182,8 @@ class VideoSource:
             if self._frame is not None:
                 self.dropped += 1
             self._frame = (frame, t)
+        if self.notify is not None:
+            self.notify.set()
         self.decoded += 1
         self.last_frame_at = time.monotonic()
         self.health = ONLINE

@@ -146,8 +146,14 @@ class CameraWorker:
         if not self.spec.config.analytics.snapshots or self._frame is None:
             return
         others = [tr.box for tr in self.analysis.tracker.tracks]
+        if self.spec.config.frame_size:     # boxes are in the configured frame's pixels
+            height, width = self._frame.shape[:2]
+            sx, sy = width / self.spec.config.frame_size[0], height / self.spec.config.frame_size[1]
+            scale = lambda b: (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)   # noqa: E731
+            keep, others = (scale(keep) if keep else None), [scale(b) for b in others]
         try:
-            obj["snapshot"] = write_snapshot(self._frame, self.spec.id, obj["id"], keep, others)
+            obj["snapshot"] = write_snapshot(self._frame, self.spec.id, obj["id"], keep, others,
+                                             mode=self.spec.config.analytics.snapshot_privacy)
         except OSError as exc:
             logger.warning("snapshot for %s failed: %s", obj["id"], exc)
 
@@ -239,10 +245,13 @@ class CameraWorker:
 def run_cameras(workers: list[CameraWorker], stop: threading.Event, *, max_seconds: float | None = None) -> None:
     """Visit every camera in turn until ``stop`` (or every file ended, or ``max_seconds``)."""
     started = time.monotonic()
+    frame_ready = threading.Event()      # any camera's reader sets it: no polling delay between frames
     for worker in workers:
+        worker.source.notify = frame_ready
         worker.start()
     try:
         while not stop.is_set():
+            frame_ready.clear()
             busy = False
             for worker in workers:
                 try:
@@ -252,7 +261,7 @@ def run_cameras(workers: list[CameraWorker], stop: threading.Event, *, max_secon
             if all(w.done for w in workers) or (max_seconds and time.monotonic() - started > max_seconds):
                 break
             if not busy:
-                stop.wait(0.005)
+                frame_ready.wait(0.05)
     finally:
         for worker in workers:
             worker.stop()

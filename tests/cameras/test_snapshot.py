@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Snapshots: uninvolved objects blurred, the event's object sharp, written atomically as JPEG files."""
+"""Snapshots: only the event's object sharp (or faces and other objects blurred), written atomically as JPEG."""
 from __future__ import annotations
 
 import cv2
@@ -17,14 +17,22 @@ def sharpness(img: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
 
 
-def test_uninvolved_boxes_are_blurred_and_the_event_object_stays_sharp():
+KEEP, OTHER = (10, 10, 80, 60), (120, 120, 100, 80)
+K, O, REST = (slice(10, 70), slice(10, 90)), (slice(120, 200), slice(120, 220)), (slice(100, 118), slice(0, 240))
+
+
+def test_by_default_everything_but_the_event_object_is_blurred():
     frame = checkerboard()
-    keep, other = (10, 10, 80, 60), (120, 120, 100, 80)
-    out = privacy_frame(frame, keep, [keep, other])
-    k = (slice(10, 70), slice(10, 90))
-    o = (slice(120, 200), slice(120, 220))
-    assert sharpness(out[k]) == sharpness(frame[k])
-    assert sharpness(out[o]) < 0.2 * sharpness(frame[o])
+    out = privacy_frame(frame, KEEP, [KEEP, OTHER])
+    assert np.array_equal(out[K], frame[K])
+    assert sharpness(out[O]) < 0.05 * sharpness(frame[O]) and sharpness(out[REST]) < 0.05 * sharpness(frame[REST])
+
+
+def test_faces_mode_blurs_other_objects_but_keeps_the_scene_sharp():
+    frame = checkerboard()
+    out = privacy_frame(frame, KEEP, [KEEP, OTHER], mode="faces")
+    assert sharpness(out[K]) == sharpness(frame[K]) and np.array_equal(out[REST], frame[REST])
+    assert sharpness(out[O]) < 0.2 * sharpness(frame[O])
 
 
 def test_the_face_detector_ships_in_the_wheel():
