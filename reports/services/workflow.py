@@ -198,3 +198,15 @@ def _agency(code: str) -> Agency:
 
 ACTIONS = {"verify": verify, "assign": assign, "reroute": reroute, "route_again": route_again, "start": start,
            "resolve": resolve, "reject": reject, "link_duplicate": link_duplicate}
+
+
+def add_officer(username: str, agency_code: str) -> AgencyOfficer:
+    """Link a user to an agency: as an ``agency_officer`` they see and handle its reports."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    with transaction.atomic():
+        link, _ = AgencyOfficer.objects.get_or_create(user=user, agency=_agency(agency_code))
+    return link

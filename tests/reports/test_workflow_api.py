@@ -145,3 +145,16 @@ def test_check_overdue_command_raises_events(hue, capsys):
     assert "newly overdue" in capsys.readouterr().out
     assert GeoEvent.objects.filter(kind="report_overdue", source_key=f"report-overdue:{report.pk}").exists()
     assert Feature.objects.get(pk=report.feature_id).properties["overdue"] is True
+
+
+def test_report_officer_command_links_a_user_to_an_agency(hue, capsys):
+    from reports.models import AgencyOfficer
+
+    user = make_user(Role.AGENCY_OFFICER)
+    call_command("report_officer", user.username, "hue-cong-an")
+    assert "hue-cong-an" in capsys.readouterr().out
+    assert AgencyOfficer.objects.filter(user=user, agency__code="hue-cong-an").exists()
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="unknown agency"):
+        call_command("report_officer", user.username, "nope")
