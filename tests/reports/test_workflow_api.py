@@ -158,3 +158,16 @@ def test_report_officer_command_links_a_user_to_an_agency(hue, capsys):
 
     with pytest.raises(CommandError, match="unknown agency"):
         call_command("report_officer", user.username, "nope")
+
+
+def test_admin_shows_reports_read_only_and_never_the_reporter(client, hue):
+    report = filed(reporter=ReporterInfo(name=SECRET["name"], phone=SECRET["phone"]))
+    client.force_login(make_user(Role.OPERATOR))
+    listing = client.get("/admin/reports/report/")
+    assert listing.status_code == 200
+    page = client.get(f"/admin/reports/report/{report.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200 and report.category.name_vi in html
+    assert SECRET["name"] not in html and SECRET["phone"] not in html
+    assert client.get("/admin/reports/report/add/").status_code == 403
+    assert client.get("/admin/reports/reportcategory/").status_code == 200
