@@ -22,6 +22,7 @@ from cameras.geometry import GroundMapping
 from cameras.track import Track
 
 Pixel = tuple[float, float]
+DUPLICATE_S = 0.4      # two crossings this close in time and place are one object (see _duplicate)
 
 
 def side(a: Pixel, b: Pixel, p: Pixel) -> int:
@@ -74,6 +75,7 @@ class LineCounter:
         self.mapping = mapping
         self.lanes = [(lane, np.asarray(lane.polygon, dtype=np.float32)) for lane in lanes]
         self.totals: dict[str, dict[str, int]] = {ln.name: {ln.forward: 0, ln.backward: 0} for ln in self.lines}
+        self._recent: dict[str, deque] = {}
 
     def update(self, tracks: Sequence[Track]) -> list[Crossing]:
         found = []
@@ -96,11 +98,26 @@ class LineCounter:
                     done.add(line.name)
                     pending.append((line, line.forward if here > 0 else line.backward, track.last_t, current))
             if track.confirmed and pending:
-                found += [self._count(track, *p) for p in pending]
+                found += [c for c in (self._count(track, *p) for p in pending) if c is not None]
                 pending.clear()
         return found
 
-    def _count(self, track: Track, line: CountLine, direction: str, t: float, where: Pixel) -> Crossing:
+    def _duplicate(self, line: CountLine, direction: str, t: float, where: Pixel, width: float) -> bool:
+        """A second crossing of the same line, same way, at the same spot and moment: one object split in two.
+
+        Background subtraction sometimes cuts a vehicle into two blobs (a
+        windscreen, a shadow line); both become tracks and both cross. Two
+        real vehicles side by side cross at least a lane width apart.
+        """
+        recent = self._recent.setdefault(line.name, deque(maxlen=16))
+        dup = any(d == direction and t - rt <= DUPLICATE_S and math.dist(rw, where) < 0.6 * max(width, rwidth)
+                  for rt, rw, d, rwidth in recent)
+        recent.append((t, where, direction, width))
+        return dup
+
+    def _count(self, track: Track, line: CountLine, direction: str, t: float, where: Pixel) -> Crossing | None:
+        if self._duplicate(line, direction, t, where, track.box[2]):
+            return None
         self.totals[line.name][direction] += 1
         lane = next((ln.name for ln, poly in self.lanes if ln.line == line.name and inside(poly, where)), None)
         return Crossing(line.name, direction, track.id, track.label, t, lane, track_speed_kmh(track, self.mapping))

@@ -21,6 +21,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     *api_patterns,
     path("map/", include("map_ui.urls")),
+    path("cameras/", include("cameras.urls")),
     path("", include("reports.urls")),
     path("", include("layers.urls")),
 ]

@@ -46,3 +46,21 @@ def test_a_snapshot_is_a_jpeg_file_named_after_the_object(tmp_path, monkeypatch)
     path = tmp_path / relative
     assert path.name == "cam-x-1-4.jpg" and path.read_bytes()[:2] == b"\xff\xd8"
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_snapshots_are_served_only_to_users_who_may_read_events(tmp_path, monkeypatch, client, django_user_model,
+                                                                 db):
+    from twin.roles import Role
+
+    monkeypatch.setenv("CAMERA_SNAPSHOT_DIR", str(tmp_path))
+    relative = write_snapshot(checkerboard(), "cam-x", "cam-x-1-5", None, [])
+    url = f"/cameras/snapshots/{relative}"
+    assert client.get(url).status_code == 401
+    operator = django_user_model.objects.create_user("snap-operator", password="x")
+    from django.contrib.auth.models import Group
+    operator.groups.add(Group.objects.get(name=Role.OPERATOR))
+    client.force_login(operator)
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert client.get("/cameras/snapshots/cam-x/20260101/nope.jpg").status_code == 404
+    assert client.get("/cameras/snapshots/..%2F..%2Fetc/passwd").status_code in (400, 404)
