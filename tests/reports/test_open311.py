@@ -137,3 +137,26 @@ def test_flooding_from_one_client_is_rate_limited(base, settings, place):
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
     limited = requests.post(f"{base}/requests.json", data={"service_code": "other", "lat": lat, "long": lon}, timeout=30)
     assert limited.headers["Retry-After"] == "600" and "too many" in limited.json()[0]["description"]
+
+
+@pytest.mark.parametrize("output_format", ["json", "xml"])
+def test_a_third_party_open311_client_reads_services_and_requests(base, place, output_format):
+    """``georeport`` (PyPI), an unmodified GeoReport v2 client, in both formats."""
+    from georeport import GeoReport
+
+    area, (lon, lat) = place
+    filed = requests.post(f"{base}/requests.json", data={"service_code": "lighting", "lat": lat, "long": lon,
+                                                         "description": "Đèn đường tắt cả tuần"}, timeout=60)
+    rid = str(filed.json()[0]["service_request_id"])
+    client = GeoReport(base, output_format=output_format)
+    services = client.get_service_list()
+    assert "lighting" in {s["service_code"] for s in services}
+    assert client.get_service_definition("lighting")["service_code"] == "lighting"
+    one = client.get_service_request(rid)
+    assert str(one["service_request_id"]) == rid and one["service_code"] == "lighting"
+    assert str(one["ward"]) == area.code and one["status"] == "open"
+    listed = client.get_service_requests(service_request_id=rid)
+    listed = listed if isinstance(listed, list) else [listed]   # xmltodict gives a dict for one element
+    assert [str(r["service_request_id"]) for r in listed] == [rid]
+    if output_format == "json":   # georeport 0.3.1 cannot parse an empty XML list (<service_requests/>)
+        assert client.get_service_requests(service_code="lighting", status="closed") == []
