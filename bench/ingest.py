@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Ingestion benchmark, issue 7, in one run: raw limits first, then the full path, then latency.
+"""Ingestion benchmark (issue 5), in one run: raw limits first, then the full path, then latency.
 
-    .venv/bin/python bench/ingest_e2e.py                  # ~23 min: 60 s per full-path phase
-    .venv/bin/python bench/ingest_e2e.py --duration 20 --latency-duration 20 --workers 1   # quick look
+    .venv/bin/python bench/ingest.py                  # ~25 min: 60 s per full-path phase
+    .venv/bin/python bench/ingest.py --duration 20 --latency-duration 20 --workers 1 --no-diagnose   # quick look
 
 By hand, not in CI. Everything runs on 127.0.0.1: a **throwaway Mosquitto**
 on a free port (tuned: long queues, 100 in flight; never the shared
-broker) and a scratch database ``<db>_bench_e2e`` on the server of
+broker) and a scratch database ``<db>_bench_ingest`` on the server of
 ``DATABASE_URL`` (or ``.run/env``), migrated and loaded with Huế, dropped at
 the end. In order:
 
@@ -129,7 +129,7 @@ def _latency(args, broker: Broker, workdir: Path) -> list:
     runs = [(args.background_rate, args.latency_duration, judged)]
     if args.diagnose:
         quiet = min(args.latency_duration, 30)
-        runs += [(args.quiet_rate, quiet, None), (args.quiet_rate, quiet, {"flush_interval_ms": 20})]
+        runs += [(args.quiet_rate, quiet, None)]
     results = []
     for rate, duration, batch in runs:
         plan = make_plan(cfg, [], broker.url, rate=rate, qos=1, duration=duration)
@@ -246,7 +246,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-diagnose", dest="diagnose", action="store_false",
                         help="skip the diagnosis phases (air-quality rule off; latency under a light load)")
     parser.add_argument("--latency-flush-ms", type=int, help="the workers' batch.flush_interval_ms in the judged "
-                        "latency run (default: the product's default, 200)")
+                        "latency run (default: the product's default)")
     parser.add_argument("--only-batched", action="store_true", help="path: run only the batched phases")
     parser.add_argument("--log-dir", help="keep the workers' and the server's logs here (default: a temp dir)")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "path", "latency"])
@@ -258,7 +258,7 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin.settings")
     started = time.time()
-    print(f"# bench/ingest_e2e.py — {machine()}", flush=True)
+    print(f"# bench/ingest.py — {machine()}", flush=True)
     scratch = setup_scratch_database()
     broker = Broker().start()
     print(f"scratch database {scratch}; throwaway broker {broker.version()} at {broker.url}", flush=True)

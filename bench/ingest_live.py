@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ingestion.config import BatchConfig
 from bench.ingest_support import (ROOT, Workers, child_env, free_port, percentile, reset_observations, stop_process,
                                   stored_rows, wait_port)
 
@@ -36,7 +37,7 @@ PROBE_PANELS = 10
 class LatencyResult:
     background_rate: float = 0.0       # messages/s the background publisher achieved
     workers: int = 1
-    flush_ms: int = 200                # the workers' batch.flush_interval_ms
+    flush_ms: int = 20                 # the workers' batch.flush_interval_ms
     background_readings: int = 0       # what the background published …
     stored_at_end: int = 0             # … and what was committed when the probes ended
     to_client_ms: list[float] = field(default_factory=list)
@@ -195,7 +196,8 @@ def run_latency(plan, cfg, broker_url: str, workdir: Path, *, probe_panels: list
     stop, ready, seen = threading.Event(), threading.Event(), []
     reader = threading.Thread(target=lambda: asyncio.run(_read_feed(f"ws://127.0.0.1:{port}/ws/live", token, stop,
                                                                     seen, ready)), daemon=True)
-    result = LatencyResult(workers=workers, flush_ms=(worker_batch or {}).get("flush_interval_ms", 200))
+    result = LatencyResult(workers=workers, flush_ms=(worker_batch or {}).get("flush_interval_ms",
+                                                                            BatchConfig().flush_interval_ms))
     prober = _Prober(broker_url, group.root, probe_panels)
     try:
         reader.start()

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Plumbing of the ingestion benchmark (``bench/ingest_e2e.py``): scratch database, throwaway
+"""Plumbing of the ingestion benchmark (``bench/ingest.py``): scratch database, throwaway
 broker, worker processes, row counts. Nothing here measures; it only sets the stage safely.
 
-Safety first: the scratch database's name must end in ``_bench_e2e`` before
+Safety first: the scratch database's name must end in ``_bench_ingest`` before
 anything is truncated or dropped, Django is set up only after
 ``DATABASE_URL`` points at it, and all traffic goes to a Mosquitto of our
 own on a free port of 127.0.0.1.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRATCH_SUFFIX = "_bench_e2e"
+SCRATCH_SUFFIX = "_bench_ingest"
 
 
 def database_url() -> str:
@@ -47,7 +47,7 @@ def _admin(cfg: dict):
 
 
 def setup_scratch_database(load_city: bool = True) -> str:
-    """Create ``<db>_bench_e2e``, point Django at it (checked), migrate, load the default city."""
+    """Create ``<db>_bench_ingest``, point Django at it (checked), migrate, load the default city."""
     import dj_database_url
 
     if "twin.settings" in sys.modules:
@@ -191,7 +191,10 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 60) -> None:
 
 def child_env(broker_url: str, **extra: str) -> dict[str, str]:
     """Environment of worker and server processes: the scratch database, the throwaway broker."""
-    env = dict(os.environ, MQTT_URL=broker_url, DJANGO_SETTINGS_MODULE="twin.settings", PYTHONUNBUFFERED="1")
+    # DEBUG off, as deployed: with DEBUG on, Django records every query of a
+    # long-running worker (CursorDebugWrapper), which a profile showed costing.
+    env = dict(os.environ, MQTT_URL=broker_url, DJANGO_SETTINGS_MODULE="twin.settings", PYTHONUNBUFFERED="1",
+               DEBUG="0", SECRET_KEY=os.environ.get("SECRET_KEY") or f"bench-{uuid.uuid4().hex}")
     env.update(extra)
     return env
 
@@ -232,25 +235,13 @@ class Workers:
 
 def wait_online(broker_url: str, root: str, names: list[str], timeout: float = 60) -> None:
     """Until every worker has said ``online`` (retained) on its availability topic."""
-    import paho.mqtt.client as mqtt
+    from ingestion.simulator.readiness import IngestNotReady, wait_for_ingest
 
     host, port = broker_url.removeprefix("mqtt://").split(":")
-    online: set[str] = set()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
-    client.on_message = lambda c, u, m: online.add(m.topic.split("/")[-2]) if m.payload == b"online" else None
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{root}/+/ingest/+/available", qos=1)
-    client.connect(host, int(port))
-    client.loop_start()
     try:
-        deadline = time.monotonic() + timeout
-        while not set(names) <= online:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"workers not online after {timeout:.0f} s: {sorted(set(names) - online)}")
-            time.sleep(0.05)
-    finally:
-        client.disconnect()
-        client.loop_stop()
+        wait_for_ingest(host, int(port), root, "all", timeout, names=names)
+    except IngestNotReady as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def percentile(values: list[float], q: float) -> float:

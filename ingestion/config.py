@@ -58,8 +58,9 @@ class BrokerConfig(Section):
     reconnect_max_s: int = Field(default=30, ge=1, title="Reconnect back-off cap", description="seconds")
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60, title="Session expiry",
                                   description="How long the broker keeps the worker's queue while it is away")
-    receive_maximum: int = Field(default=1000, ge=1, le=65535, title="Receive maximum",
-                                 description="Unacknowledged QoS 1 messages the broker may send at once")
+    receive_maximum: int = Field(default=4000, ge=1, le=65535, title="Receive maximum",
+                                 description="Unacknowledged QoS 1 messages the broker may send at once; "
+                                 "2-4 x batch.max_messages keeps messages coming while a batch commits")
     client_id_prefix: str = Field(default="citytwin-ingest", pattern=r"^[A-Za-z0-9_.-]{1,60}$",
                                   title="Client id prefix", description="Client id = PREFIX-WORKER")
 
@@ -113,8 +114,13 @@ class BatchConfig(Section):
     max_readings: int = Field(default=20_000, ge=1, title="Readings per batch", description="Flush at this many")
     max_messages: int = Field(default=1000, ge=1, title="Messages per batch",
                               description="Flush at this many messages; at most broker.receive_maximum")
-    flush_interval_ms: int = Field(default=200, ge=1, le=60_000, title="Flush interval",
-                                   description="Flush a non-empty batch at least this often")
+    flush_interval_ms: int = Field(default=20, ge=1, le=60_000, title="Flush delay",
+                                   description="Flush a batch this long after its first message arrived, if it "
+                                   "has not filled up before; under load batches fill while the previous one "
+                                   "commits, so they grow by themselves")
+    last_seen_resolution_s: float = Field(default=5, ge=0, title="last_seen resolution",
+                                          description="Rewrite a device's last_seen only when it moved by this "
+                                          "many seconds (or the device reported a status); 0 = every batch")
     retry_max_s: float = Field(default=30, gt=0, title="Storage retry cap",
                                description="Longest pause between attempts while PostgreSQL is unreachable")
 

@@ -28,10 +28,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
+from datetime import datetime, timedelta
 
 import psycopg
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
+from django.utils.module_loading import import_string
 
 from ingestion.config import BatchConfig
 from ingestion.deadletter import store_dead_letters
@@ -89,7 +92,40 @@ def default_rules_hook() -> RulesHook:
     return evaluate
 
 
-def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = ()) -> CommitReport:
+class Liveness:
+    """Which devices' ``last_seen`` a batch must write, per worker process.
+
+    A device reporting every second does not need ``last_seen`` rewritten
+    every batch: it is written when it moved by at least ``resolution_s``
+    since this worker last wrote it, when the device reports a status, and
+    the first time this worker hears the device. The offline timers work
+    in minutes, so a few seconds of resolution changes no verdict, and a
+    busy stream's batches stop rewriting the same feature rows (and
+    announcing them) over and over. ``resolution_s = 0`` writes every batch.
+    """
+
+    def __init__(self, resolution_s: float) -> None:
+        self._resolution = timedelta(seconds=resolution_s)
+        self._written: dict[int, datetime] = {}
+
+    def due(self, seen: dict[int, datetime], statuses: dict[int, str]) -> dict[int, datetime]:
+        written, resolution = self._written, self._resolution
+        return {fid: at for fid, at in seen.items()
+                if fid in statuses or fid not in written or at - written[fid] >= resolution}
+
+    def remember(self, seen: dict[int, datetime]) -> None:
+        """Called once the transaction that wrote ``seen`` committed."""
+        written = self._written
+        for fid, at in seen.items():
+            if fid not in written or at > written[fid]:
+                written[fid] = at
+
+    def forget(self) -> None:
+        self._written.clear()
+
+
+def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
+           liveness: Liveness | None = None) -> CommitReport:
     """Store readings, device liveness and dead letters in one transaction."""
     # Sorted by (feature, time): two workers writing overlapping keys take
     # locks in one order, and repeats within the batch sit side by side.
@@ -97,6 +133,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = ()) -> Co
     rows: list[ObservationRow] = []
     seen: dict[int, datetime] = {}
     statuses: dict[int, str] = {}
+    moved: dict[int, tuple[float, float, datetime]] = {}
     previous = None
     for reading in ordered:
         key = (reading.feature_id, reading.time)
@@ -106,15 +143,34 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = ()) -> Co
         rows.append(ObservationRow(reading.feature_id, reading.time, reading.values,  # type: ignore[arg-type]
                                    reading.lon, reading.lat))
         seen[reading.feature_id] = reading.time       # ordered: the last one is the latest
+        if reading.lon is not None and reading.lat is not None:
+            moved[reading.feature_id] = (reading.lon, reading.lat, reading.time)
         if reading.stream == "status" and reading.values.get("deviceState"):
             statuses[reading.feature_id] = reading.values["deviceState"]
     report = CommitReport(readings=len(readings))
+    if liveness is not None:
+        seen = liveness.due(seen, statuses)
     with transaction.atomic():
+        if moved:   # registered first: runs before the liveness announcement, which it makes redundant
+            transaction.on_commit(partial(announce_moves, moved))
         if rows:
             report.inserted = record_observations(rows).inserted
         report.devices = mark_devices_seen(seen, statuses)
         report.dead_letters = store_dead_letters(rejected)
+    if liveness is not None:
+        liveness.remember(seen)
     return report
+
+
+def announce_moves(moved: dict[int, tuple[float, float, datetime]]) -> None:
+    """After the commit: push moving features' new positions live (never fails the write)."""
+    module = getattr(settings, "LIVE_ANNOUNCER", "")
+    if not module:
+        return
+    try:
+        import_string(f"{module}.features_moved")(moved)
+    except Exception:
+        logger.exception("could not announce the positions of %d moving features", len(moved))
 
 
 def _key(reading: Reading) -> tuple[int, datetime]:
@@ -137,6 +193,7 @@ class Sink:
     def __init__(self, cfg: BatchConfig, directory: DeviceDirectory, rules: RulesHook | None = None, *,
                  queue_size: int = 10_000) -> None:
         self._cfg = cfg
+        self._liveness = Liveness(cfg.last_seen_resolution_s)
         self._directory = directory
         self._rules = rules
         # Hand-over from the adapter's thread. Not a queue.Queue: waking the
@@ -145,6 +202,7 @@ class Sink:
         # of a batch starts its flush timer (`_wake_at`).
         self._inbox: deque[Delivery] = deque()
         self._inbox_readings = 0
+        self._inbox_since = 0.0      # when the oldest message now in the inbox arrived
         self._wake = threading.Event()
         self._wake_at = 1
         self._room = threading.Event()
@@ -166,8 +224,10 @@ class Sink:
         if len(self._inbox) >= self._queue_size:
             self._room.clear()
             self._room.wait(60)
-        self.last_delivery_at = time.monotonic()
+        now = self.last_delivery_at = time.monotonic()
         self.received += 1
+        if not self._inbox:
+            self._inbox_since = now
         self._inbox.append(delivery)
         self._inbox_readings += delivery.size
         if len(self._inbox) >= self._wake_at or self._inbox_readings >= self._cfg.max_readings:
@@ -213,6 +273,11 @@ class Sink:
             self._wake.wait(timeout)
         self._wake.clear()           # before draining: a message arriving now wakes the next wait
         self._inbox_readings = 0
+        if self._inbox and not self._pending:
+            # The flush timer runs from the arrival of the batch's first
+            # message, not from when the sink got round to it: messages that
+            # waited in the inbox during a commit are flushed at once.
+            self._first_at = min(self._inbox_since, time.monotonic())
         while self._inbox and len(self._pending) < self._cfg.max_messages \
                 and self._pending_readings < self._cfg.max_readings:
             self._add(self._inbox.popleft())
@@ -220,8 +285,6 @@ class Sink:
             self._room.set()
 
     def _add(self, delivery: Delivery) -> None:
-        if not self._pending:
-            self._first_at = time.monotonic()
         self._pending.append(delivery)
         self._pending_readings += delivery.size
 
@@ -235,6 +298,7 @@ class Sink:
                 logger.warning("database unavailable (%s): %d messages kept unacknowledged, retrying in %.1f s",
                                str(exc).strip()[:200], len(self._pending), delay)
                 _reset_connection()
+                self._liveness.forget()
             except Exception:
                 # Not even the dead-letter store accepts the batch (a schema
                 # problem, a bug): hold the stream rather than lose it.
@@ -254,7 +318,7 @@ class Sink:
             return CommitReport()
         readings, rejected = self._resolve(batch)
         try:
-            report = commit(readings, rejected)
+            report = commit(readings, rejected, self._liveness)
         except RETRYABLE:
             raise
         except Exception:

@@ -15,6 +15,6 @@ trap cleanup EXIT INT TERM
 "$twin" simulate --register-only >"$RUN_DIR/demo-simulate.log" 2>&1
 "$twin" run-ingest >"$RUN_DIR/demo-ingest.log" 2>&1 & pids+=($!)
 "$twin" check-offline --interval 60 >"$RUN_DIR/demo-offline.log" 2>&1 & pids+=($!)
-"$twin" simulate --no-register --rate "${DEMO_SIM_RATE:-20}" >>"$RUN_DIR/demo-simulate.log" 2>&1 & pids+=($!)
+"$twin" simulate --no-register --wait-for-ingest 60 --rate "${DEMO_SIM_RATE:-20}" >>"$RUN_DIR/demo-simulate.log" 2>&1 & pids+=($!)
 log "live: ingestion worker, offline timers and simulator running (logs: .run/demo-*.log)"
 "$twin" runserver "${DEMO_ADDR:-127.0.0.1:8000}"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from ingestion.live.payloads import dumps, event_city, event_message, feature_states, load_event
 from ingestion.live.publisher import get_publisher
@@ -43,6 +44,8 @@ class _SeenMemory:
 
     lock = threading.Lock()
     announced: dict[int, tuple[str, float]] = {}
+    # Moving features: the position last announced (lon, lat, when announced).
+    positions: dict[int, tuple[float, float, float]] = {}
 
 
 def _due(fid: int, status: str, now: float, interval: float) -> bool:
@@ -61,12 +64,51 @@ def features_changed(feature_ids: Iterable[int]) -> None:
     now = time.monotonic()
     for state in feature_states(feature_ids):
         if _due(state.fid, state.status, now, interval):
-            publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(state.message()))
+            message = state.message()
+            with _SeenMemory.lock:
+                moved = _SeenMemory.positions.get(state.fid)
+            if moved is not None:    # a moving feature stays where it was last seen, not where it was registered
+                message["geometry"] = {"type": "Point", "coordinates": [moved[0], moved[1]]}
+            publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(message))
+
+
+def _moved_due(fid: int, lon: float, lat: float, now: float, interval: float) -> bool:
+    with _SeenMemory.lock:
+        previous = _SeenMemory.positions.get(fid)
+        if previous is not None and ((previous[0], previous[1]) == (lon, lat) or now - previous[2] < interval):
+            return False
+        _SeenMemory.positions[fid] = (lon, lat, now)
+        return True
+
+
+def features_moved(positions: Mapping[int, tuple[float, float, datetime]]) -> None:
+    """Publish the newest committed position of moving features (boats, trackers).
+
+    ``positions``: feature id → (lon, lat, time) of its newest reading in a
+    committed batch. A feature is announced when its position changed, at
+    most once per ``position_interval_s`` (the map animates between fixes);
+    the message is the feature's state message with the reported point as
+    its geometry and ``position_at``, so viewport filtering uses where the
+    boat is now.
+    """
+    publisher = get_publisher()
+    interval, root = publisher.cfg.position_interval_s, publisher.cfg.topic_root
+    now = time.monotonic()
+    due = {fid: p for fid, p in positions.items() if _moved_due(fid, p[0], p[1], now, interval)}
+    for state in feature_states(due):
+        lon, lat, at = due[state.fid]
+        message = state.message()
+        message["geometry"] = {"type": "Point", "coordinates": [lon, lat]}
+        message["position_at"] = at.isoformat()
+        publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(message))
+        with _SeenMemory.lock:   # it carries status and last_seen too: no separate liveness message
+            _SeenMemory.announced[state.fid] = (state.status, now)
 
 
 def reset_memory() -> None:
     with _SeenMemory.lock:
         _SeenMemory.announced.clear()
+        _SeenMemory.positions.clear()
 
 
-__all__ = ["event_changed", "features_changed", "reset_memory"]
+__all__ = ["event_changed", "features_changed", "features_moved", "reset_memory"]

@@ -27,6 +27,9 @@ class LiveConfig(BaseModel):
     seen_interval_s: float = Field(default=10, ge=0, title="Liveness interval",
                                    description="A feature whose only change is last_seen is republished at most "
                                                "this often (status changes always are)")
+    position_interval_s: float = Field(default=1.0, ge=0, title="Position interval",
+                                       description="A moving feature's new position is republished at most "
+                                                   "this often (the newest one at that moment)")
     max_queued: int = Field(default=10_000, ge=10, title="Publisher queue bound",
                             description="Messages held by a process's publisher while the broker is away")
     max_pending: int = Field(default=5_000, ge=10, title="Client backlog bound",

@@ -61,19 +61,6 @@ class AirQualityConfig(RuleConfig):
         return self
 
 
-def _hour_key(moment: datetime) -> str:
-    return iso(moment.replace(minute=0, second=0, microsecond=0))
-
-
-def add_reading(hours: dict[str, dict[str, list[float]]], pollutant: str, at: datetime, value: float) -> str:
-    """Add one concentration to its clock hour's running mean; returns the hour key."""
-    key = _hour_key(at)
-    total = hours.setdefault(key, {}).setdefault(pollutant, [0.0, 0])
-    total[0] += value
-    total[1] += 1
-    return key
-
-
 def series(hours: Mapping[str, Mapping[str, list[float]]], pollutant: str, hour: datetime) -> list[float | None]:
     """The 12 hourly means ending at ``hour``, most recent first (None = no data)."""
     out: list[float | None] = []
@@ -94,6 +81,7 @@ def _concentration(values: Mapping[str, Any], keys: Sequence[str]) -> float | No
 class AirQualityRule(Rule):
     name = "air_quality"
     config_model = AirQualityConfig
+    priority = 90
     cfg: AirQualityConfig
 
     def __init__(self, cfg: AirQualityConfig, router) -> None:
@@ -117,14 +105,12 @@ class AirQualityRule(Rule):
         st = row.state
         hours = st.setdefault("hours", {})
         touched: set[str] = set()
-        for reading in sorted(readings, key=lambda r: r.time):
-            if st.get("last_time") and iso(reading.time) <= st["last_time"]:
-                continue
-            for pollutant, keys in self.cfg.pollutants.items():
-                value = _concentration(reading.values, keys)
-                if value is not None:
-                    touched.add(add_reading(hours, pollutant, reading.time, value))
-                    st["last_time"] = iso(reading.time)
+        for key, sums in self._hourly_sums(st, readings).items():
+            touched.add(key)
+            for pollutant, (total, count) in sums.items():
+                running = hours.setdefault(key, {}).setdefault(pollutant, [0.0, 0])
+                running[0] += total
+                running[1] += count
         update = False
         for key in sorted(touched):
             result = hourly_aqi(self.method, {p: series(hours, p, parse_iso(key)) for p in self.cfg.pollutants})
@@ -135,6 +121,31 @@ class AirQualityRule(Rule):
         newest = parse_iso(max(hours)) if hours else None
         if newest is not None:
             st["hours"] = {k: v for k, v in hours.items() if parse_iso(k) > newest - NOWCAST_HOURS * HOUR}
+
+    def _hourly_sums(self, st: dict[str, Any], readings: list[Reading]) -> dict[str, dict[str, list[float]]]:
+        """The batch's new concentrations summed per clock hour and pollutant (hour key → pollutant → [sum, n]).
+
+        Summed first, merged into the state once per hour: a busy station
+        sends many readings an hour, and formatting an hour key per reading
+        cost more than the index itself. Only readings newer than the newest
+        one counted so far are taken (``last_time`` moves as they are).
+        """
+        last = parse_iso(st["last_time"]) if st.get("last_time") else None
+        by_hour: dict[datetime, dict[str, list[float]]] = {}
+        for reading in sorted(readings, key=lambda r: r.time):
+            if last is not None and reading.time <= last:
+                continue
+            for pollutant, keys in self.cfg.pollutants.items():
+                value = _concentration(reading.values, keys)
+                if value is not None:
+                    hour = reading.time.replace(minute=0, second=0, microsecond=0)
+                    total = by_hour.setdefault(hour, {}).setdefault(pollutant, [0.0, 0])
+                    total[0] += value
+                    total[1] += 1
+                    last = reading.time
+        if last is not None and by_hour:
+            st["last_time"] = iso(last)
+        return {iso(hour): sums for hour, sums in by_hour.items()}
 
     def _judge(self, row, device: Device, hour: datetime, result: AqiResult) -> str | None:
         """One hour's verdict on the episode: "open", "hold" (it lasts), "close", or None (no episode)."""

@@ -47,6 +47,9 @@ class Rule(ABC):
     name: ClassVar[str]
     config_model: ClassVar[type[RuleConfig]] = RuleConfig
     supports_timers: ClassVar[bool] = False
+    #: Evaluation order, lowest first: cheap, urgent rules (a fire alarm) must
+    #: not wait behind costly ones (hourly AQI) in the same batch.
+    priority: ClassVar[int] = 50
 
     def __init__(self, cfg: RuleConfig, router: Router) -> None:
         self.cfg = cfg

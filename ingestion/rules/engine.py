@@ -121,6 +121,7 @@ class Engine:
         for name, cfg in rules_settings.rules.items():
             if cfg.enabled:
                 self.rules.append(base.rule_class(name)(cfg, self.router))
+        self.rules.sort(key=lambda rule: (rule.priority, rule.name))
 
     def rule(self, name: str) -> Rule:
         for rule in self.rules:

@@ -12,6 +12,7 @@ condition and never deadlock each other.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
+from django.db import connection
 from django.utils import timezone as dj_timezone
 
 from ingestion.models import RuleState
@@ -61,30 +63,54 @@ def episode_key(rule: str, subject: str, started_at: datetime) -> str:
 
 
 def lock_states(rule: str, subjects: Iterable[str]) -> dict[str, RuleState]:
-    """Create missing state rows, then lock them all, in subject order.
+    """Lock the subjects' state rows in subject order, creating the missing ones first.
 
-    Must run inside a transaction: the locks last until it ends. Rows are
-    inserted with ``ON CONFLICT DO NOTHING`` first so that a subject seen for
-    the first time by two workers at once still ends up as one row.
+    Must run inside a transaction: the locks last until it ends. Existing rows
+    are locked straight away (the usual case: one statement); only subjects
+    seen for the first time are inserted, with ``ON CONFLICT DO NOTHING`` so
+    that two workers meeting a new subject at once still end up with one row,
+    and then locked too.
     """
     wanted = sorted(set(subjects))
     if not wanted:
         return {}
-    now = dj_timezone.now()
-    RuleState.objects.bulk_create([RuleState(rule=rule, subject=s, state={}, updated_at=now) for s in wanted],
-                                  ignore_conflicts=True)
-    rows = RuleState.objects.select_for_update().filter(rule=rule, subject__in=wanted).order_by("subject")
-    return {row.subject: row for row in rows}
+    rows = {row.subject: row for row in _locked(rule, wanted)}
+    missing = [s for s in wanted if s not in rows]
+    if missing:
+        now = dj_timezone.now()
+        RuleState.objects.bulk_create([RuleState(rule=rule, subject=s, state={}, updated_at=now) for s in missing],
+                                      ignore_conflicts=True)
+        rows.update((row.subject, row) for row in _locked(rule, missing))
+    return rows
+
+
+def _locked(rule: str, subjects: list[str]):
+    return RuleState.objects.select_for_update().filter(rule=rule, subject__in=subjects).order_by("subject")
+
+
+_SAVE_SQL = f"""
+UPDATE {RuleState._meta.db_table} AS r
+SET state = v.state, event_id = v.event_id, updated_at = %s
+FROM unnest(%s::bigint[], %s::jsonb[], %s::bigint[]) AS v(id, state, event_id)
+WHERE r.id = v.id
+"""
 
 
 def save_states(states: Iterable[RuleState]) -> None:
-    """Write back what the rule changed (state JSON, open event) in one statement."""
-    rows = list(states)
+    """Write back what the rule changed (state JSON, open event) in one ``UPDATE … FROM unnest``.
+
+    Django's ``bulk_update`` builds one ``CASE WHEN`` per row and field, and
+    building it cost more than everything else a rule does on a busy stream.
+    """
+    rows = sorted(states, key=lambda row: row.pk)
+    if not rows:
+        return
     now = dj_timezone.now()
     for row in rows:
         row.updated_at = now
-    if rows:
-        RuleState.objects.bulk_update(rows, ["state", "event", "updated_at"])
+    with connection.cursor() as cursor:
+        cursor.execute(_SAVE_SQL, [now, [row.pk for row in rows], [json.dumps(row.state) for row in rows],
+                                   [row.event_id for row in rows]])
 
 
 @dataclass(frozen=True, slots=True)

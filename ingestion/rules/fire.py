@@ -67,6 +67,7 @@ def alarm_state(values: Mapping[str, Any], keys: Sequence[str]) -> bool | None:
 class FireRule(Rule):
     name = "fire"
     config_model = FireConfig
+    priority = 0
     cfg: FireConfig
 
     def wants(self, reading: Reading) -> bool:

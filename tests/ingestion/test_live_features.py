@@ -115,3 +115,39 @@ def test_a_device_status_message_through_the_ingestion_worker_reaches_the_map(
         time.sleep(0.15)      # past the coalescing window: every state is its own message
     with capsys.disabled():
         print(f"\nlive push, device publish → WebSocket (worker flush 50 ms, idle): {percentiles(samples)}")
+
+
+def test_a_moving_boats_new_positions_reach_the_map_and_its_status_keeps_the_latest_position(
+        live, devices, start_worker, publisher, settings):
+    """Boats move on the map: each new fix through the worker is pushed with the reported point as geometry."""
+    settings.LIVE = {**settings.LIVE, "position_interval_s": 0, "coalesce_ms": 0}
+    start_worker(worker_config(devices.root, unique_name(), batch={"flush_interval_ms": 20}))
+    client = live.operator(bbox=HUE_BBOX, layers=[_layer(devices, "boat")])
+    moment = base_time()
+    track = [(107.585 + 0.001 * n, 16.465 + 0.0005 * n) for n in range(1, 4)]
+    for n, (lon, lat) in enumerate(track):
+        publisher.publish(devices.topic("boat", "b0", "position"),
+                          {"type": "Vehicle", "observationDateTime": iso(moment + timedelta(seconds=n)),
+                           "location": {"type": "Point", "coordinates": [lon, lat]}, "speed": 8.5})
+        message = client.receive_type("feature")
+        assert (message["id"], message["geometry"]["coordinates"]) == ("b0", [lon, lat])
+        assert datetime.fromisoformat(message["position_at"]) == moment + timedelta(seconds=n)
+
+    publisher.publish(devices.topic("boat", "b0", "status"),
+                      {"type": "Device", "dateLastValueReported": iso(moment + timedelta(seconds=9)),
+                       "deviceState": "maintenance"})
+    message = client.receive_type("feature")
+    assert (message["status"], message["geometry"]["coordinates"]) == ("maintenance", list(track[-1]))
+
+
+def test_positions_of_a_moving_feature_are_coalesced_per_interval(live, devices, settings):
+    from ingestion.live.announce import features_moved
+
+    settings.LIVE = {**settings.LIVE, "position_interval_s": 60}
+    client = live.operator(bbox=HUE_BBOX, layers=[_layer(devices, "boat")])
+    boat = devices.ids[("boat", "b0")]
+    now = datetime.now(timezone.utc)
+    in_thread(features_moved, {boat: (107.586, 16.466, now)})
+    assert client.receive_type("feature")["geometry"]["coordinates"] == [107.586, 16.466]
+    in_thread(features_moved, {boat: (107.587, 16.467, now + timedelta(seconds=1))})
+    assert client.receives_nothing(0.5)

@@ -110,3 +110,17 @@ def test_the_simulated_fire_alarm_opens_a_critical_fire_event_and_its_reset_reso
     assert (event.category, event.severity) == ("fire", 5)
     assert event.agency.code == "hue-pccc-cnch"
     assert GeoEvent.objects.filter(source_feature=panel).count() == 1
+
+
+def test_the_simulator_waits_for_a_worker_online_and_refuses_clearly_when_none_comes(broker, start_worker):
+    """The demo race: on a fresh broker nothing may be published before a worker subscribed."""
+    from ingestion.simulator.readiness import IngestNotReady, wait_for_ingest
+
+    host, port = broker
+    root = f"{unique_name('t')}/city"
+    with pytest.raises(IngestNotReady, match="no ingestion worker said online .* `twin run-ingest` running"):
+        wait_for_ingest(host, port, root, "hue", 0.5)
+
+    name = unique_name()
+    start_worker(worker_config(root, name), ready=False)
+    assert wait_for_ingest(host, port, root, "hue", 20) == {name}

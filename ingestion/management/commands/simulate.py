@@ -19,6 +19,7 @@ from ingestion.simulator.config import SimulatorConfigError, load_fleet
 from ingestion.simulator.fleet import fleet_devices, register_fleet
 from ingestion.simulator.plan import make_plan
 from ingestion.simulator.publisher import PublishStats, run_fleet
+from ingestion.simulator.readiness import IngestNotReady, wait_for_ingest
 from twin.errors import TwinError
 
 
@@ -41,6 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--topic-root", help="Override the file's topic root.")
         parser.add_argument("--hour-s", type=float, help="Override the file's seconds per simulated hour.")
         parser.add_argument("--no-register", action="store_true", help="Do not (re)register the devices.")
+        parser.add_argument("--wait-for-ingest", type=float, default=0, metavar="SECONDS", help="First wait (at "
+                            "most SECONDS) until an ingestion worker says online on the broker, so that nothing "
+                            "is published before it subscribed (default 0 = do not wait).")
         parser.add_argument("--register-only", action="store_true", help="Register the devices and exit.")
 
     def handle(self, *args, **options) -> None:
@@ -59,6 +63,8 @@ class Command(BaseCommand):
         except (TwinError, SimulatorConfigError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         connections.close_all()   # publishing needs no database; do not hold a connection for hours
+        if options["wait_for_ingest"] > 0:
+            self._wait_for_ingest(plan, cfg, options["wait_for_ingest"])
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -74,6 +80,15 @@ class Command(BaseCommand):
         self.stdout.write(summary(stats))
         if stats.refused or stats.unacked:
             raise CommandError(f"{stats.refused} publishes refused, {stats.unacked} not acknowledged by the broker")
+
+    def _wait_for_ingest(self, plan, cfg, timeout: float) -> None:
+        self.stdout.write(f"waiting up to {timeout:g} s for an ingestion worker on {cfg.topic_root}/…")
+        try:
+            names = wait_for_ingest(plan.host, plan.port, cfg.topic_root, cfg.city, timeout,
+                                    username=plan.username, password=plan.password)
+        except IngestNotReady as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"ingestion worker(s) online: {', '.join(sorted(names))}")
 
     def _devices(self, cfg, options) -> list:
         if options["no_register"]:
