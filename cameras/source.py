@@ -91,6 +91,11 @@ class VideoSource:
         if self._thread:
             self._thread.join(timeout=10)
 
+    @property
+    def pending(self) -> bool:
+        """A frame is waiting to be taken."""
+        return self._frame is not None
+
     def get(self) -> tuple[np.ndarray, float] | None:
         with self._lock:
             item, self._frame = self._frame, None

@@ -104,7 +104,7 @@ class CameraWorker:
 
     @property
     def done(self) -> bool:
-        return self.source.health == ENDED and self.source._frame is None
+        return self.source.health == ENDED and not self.source.pending
 
     def _check_health(self) -> None:
         health = self.source.health

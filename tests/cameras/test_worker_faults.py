@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cameras.publish import MemoryPublisher
 from cameras.source import DEGRADED, OFFLINE
