@@ -45,5 +45,11 @@ const result = await build({
 });
 mkdirSync(join(out, "app"), { recursive: true });
 copyFileSync(join(root, "src", "map.css"), join(out, "app", "map.css"));
+// bench/map.py's bare deck.gl page (same tiles, same points, nothing else), served beside the app.
+await build({
+  entryPoints: [join(root, "src", "bench", "bare.js")], outfile: join(out, "bench", "bare.js"),
+  bundle: true, format: "esm", target: "es2022", minify: true, logLevel: "warning",
+});
+copyFileSync(join(root, "src", "bench", "bare.html"), join(out, "bench", "bare.html"));
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 console.log(`bundled src/main.js -> static/map_ui/app/map.js (${(bytes / 1024).toFixed(0)} KB with source map)`);

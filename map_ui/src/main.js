@@ -18,6 +18,7 @@ import { loadLatest, loadTracks } from "./feeds.js";
 import { setupPlanner } from "./planner.js";
 import { setupTime } from "./timeline.js";
 import { saveCurrentView, setupWall } from "./wall.js";
+import { livePoints } from "./bench/points.js";
 
 const PULSE_MS = 1600;
 const FLY_MS = 1500;
@@ -40,7 +41,15 @@ export class MapApp {
       parent: byId("map"), views: new MapView({repeat: false}), initialViewState: this.viewState, controller: true,
       layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false, preserveDrawingBuffer: true}},
       onViewStateChange: ({viewState}) => this.viewChanged(viewState),
-      onAfterRender: () => this.status.renders++,
+      onAfterRender: () => {
+        this.status.renders++;
+        const now = performance.now();
+        if (this.status.firstRender == null && this.deck.props.layers.length) this.status.firstRender = now;
+        if (this.status.frames) this.status.frames.push(now);
+        if (this.status.idle == null && this.status.ready && this.deck.props.layers.every((l) => l.isLoaded !== false)) {
+          this.status.idle = now;
+        }
+      },
       onError: (error, layer) => this.fail(`${layer?.id || "deck"}: ${error?.message || error}`),
       getCursor: ({isHovering}) => (isHovering ? "pointer" : "grab"),
     });
@@ -310,6 +319,30 @@ export class MapApp {
     } catch (e) {
       this.fail(e);
     }
+  }
+
+  /**
+   * bench/map.py's hook: `n` synthetic live points over the city, 1 % moved every frame, drawn
+   * through the console's own redraw path next to everything else on the map.
+   */
+  startBench(n) {
+    const live = livePoints(n, config.city.bounds || [106, 16, 107, 17]);
+    this.benchLive = live;
+    this.status.frames = [];
+    const loop = () => {
+      if (this.benchLive !== live) return;
+      live.step();
+      this.extraLayers.bench = [live.layer()];
+      this.redraw();
+      requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+  }
+
+  stopBench() {
+    this.benchLive = null;
+    delete this.extraLayers.bench;
+    this.redraw();
   }
 
   pick(hit) {

@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The 3D operations map in headless Chromium, next to a bare deck.gl page drawing the same data.
+
+    set -a; . .run/env; set +a
+    .venv/bin/python bench/map.py                       # 10k, 100k, 1M live points
+    .venv/bin/python bench/map.py --points 10000 --seconds 8 --json out.json
+
+Starts ``manage.py runserver`` on the database of ``DATABASE_URL`` (a loaded city; ``make demo``
+loads Huế) and opens two pages in Debian's Chromium (SwiftShader WebGL, 1280×800, every host but
+127.0.0.1 unresolvable, every request recorded):
+
+* **console**: ``/map/`` as an operator sees it (a temporary operator user, removed afterwards):
+  every layer, labels, panels, events, the live socket;
+* **bare**: ``/static/map_ui/bench/bare.html``: the same vector tiles and the same live points
+  in plain deck.gl, nothing else (the limit).
+
+Measured, in the same run for both pages:
+
+* time to first render (first deck.gl frame with layers) and to idle (every tile in view loaded),
+  from navigation start;
+* frame time with N live points (binary attributes, 1 % moved every frame, as a live feed):
+  median interval between deck.gl frames over ``--seconds`` (at least 4 frames).
+
+Goals (issue 6): console frame time ≤ 1.2 × bare, first render ≤ 1.5 × bare, zero external
+requests. Software rendering is slow and fill-rate bound: absolute frame rates are reported, not
+gated on. Prints a table (Markdown) and writes JSON with ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin.settings")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-background-networking",
+        "--disable-renderer-backgrounding", "--disable-background-timer-throttling",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
+LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
+VIEWPORT = {"width": 1280, "height": 800}
+LOAD_TIMEOUT_MS = 180_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "DEBUG": "true", "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                sys.exit("the server did not start (run `manage.py runserver` by hand to see why)")
+            time.sleep(0.3)
+    process.kill()
+    sys.exit("the server did not listen within 90 s")
+
+
+def operator_session() -> tuple[int, str]:
+    """A temporary operator and a logged-in session for the console (removed by :func:`drop_user`)."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    user = get_user_model().objects.create_user(f"bench-map-{uuid.uuid4().hex[:8]}")
+    user.groups.add(Group.objects.get_or_create(name="operator")[0])
+    client = Client()
+    client.force_login(user)
+    return user.pk, client.cookies["sessionid"].value
+
+
+def drop_user(user_id: int, session: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM django_session WHERE session_key = %s", [session])
+        cursor.execute("DELETE FROM auth_user_groups WHERE user_id = %s", [user_id])
+        cursor.execute("DELETE FROM auth_user WHERE id = %s", [user_id])
+
+
+def city_setup(base: str, page) -> dict:
+    """What the console opens on (its config) and the tile layers it draws, for the bare page."""
+    page.goto(base + "/map/")
+    config = json.loads(page.locator("#map-config").text_content())
+    collections = page.evaluate("fetch('/collections').then(r => r.json())")["collections"]
+    slugs = [c["id"] for c in collections if "." not in c["id"] and c["id"] != "geo-events"
+             and c["id"] != "vn-provinces" and "x-citytwin" in c]
+    extrude = next((c["id"] for c in collections if c.get("x-citytwin", {}).get("kind") == "building"), "")
+    return {"config": config, "slugs": slugs, "extrude": extrude}
+
+
+def load_times(page, url: str, state: str) -> dict:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(url)
+    try:
+        page.wait_for_function(f"{state} && {state}.firstRender != null && {state}.idle != null",
+                               timeout=LOAD_TIMEOUT_MS, polling=200)
+    except PlaywrightTimeout:
+        found = page.evaluate(f"JSON.stringify({{first: {state}.firstRender, idle: {state}.idle, "
+                              f"ready: {state}.ready, errors: {state}.errors}})")
+        sys.exit(f"{url} did not render and settle: {found}")
+    return {"first_render_ms": page.evaluate(f"{state}.firstRender"), "idle_ms": page.evaluate(f"{state}.idle")}
+
+
+def frame_time(page, start_js: str, frames_js: str, stop_js: str, seconds: float) -> dict:
+    page.evaluate(start_js)
+    page.wait_for_function(f"{frames_js}.length >= 2", timeout=LOAD_TIMEOUT_MS, polling=100)   # warm-up
+    page.evaluate(f"{frames_js}.length = 0")
+    started = time.monotonic()
+    while True:
+        time.sleep(0.5)
+        count = page.evaluate(f"{frames_js}.length")
+        if (time.monotonic() - started >= seconds and count >= 5) or time.monotonic() - started > 300:
+            break
+    stamps = page.evaluate(frames_js)
+    page.evaluate(stop_js)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    median = statistics.median(gaps) if gaps else float("nan")
+    return {"frame_ms": median, "fps": 1000 / median if gaps else 0.0, "frames": len(stamps)}
+
+
+def run(args) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = start_server(port)
+    base = f"http://127.0.0.1:{port}"
+    user_id, session = operator_session()
+    requests: list[str] = []
+    results: dict = {"points": {}, "load": {}}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            context = browser.new_context(viewport=VIEWPORT, locale="vi-VN")
+            context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+            context.on("request", lambda r: requests.append(r.url))
+            first = context.new_page()
+            setup = city_setup(base, first)
+            first.close()
+            view, bounds = setup["config"]["city"]["view"], setup["config"]["city"]["bounds"]
+            bare_url = (f"{base}/static/map_ui/bench/bare.html?lon={view['longitude']}&lat={view['latitude']}"
+                        f"&zoom={view['zoom']}&pitch=50&bearing=-15&extrude={setup['extrude']}"
+                        f"&layers={','.join(setup['slugs'])}")
+            bare, console = context.new_page(), context.new_page()
+            for page in (bare, console):
+                page.on("websocket", lambda ws: requests.append(ws.url))
+            results["load"]["bare"] = load_times(bare, bare_url, "window.bench")
+            results["load"]["console"] = load_times(console, base + "/map/", "window.citytwin")
+            for n in args.points:
+                row = {}
+                row["bare"] = frame_time(bare, f"bench.startLive({n}, {bounds})", "bench.frames", "bench.stopLive()",
+                                         args.seconds)
+                row["console"] = frame_time(console, f"citytwin.app.startBench({n})", "citytwin.frames",
+                                            "citytwin.app.stopBench()", args.seconds)
+                results["points"][n] = row
+                print(f"{n:>9,} points: bare {row['bare']['frame_ms']:.0f} ms, console {row['console']['frame_ms']:.0f} ms",
+                      flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(15)
+        drop_user(user_id, session)
+    results["remote_requests"] = [u for u in requests if not u.startswith(LOCAL)]
+    results["requests"] = len(requests)
+    return results
+
+
+def report(results: dict) -> str:
+    load = results["load"]
+    lines = ["| measure | bare deck.gl | console | console / bare | goal |", "|---|---:|---:|---:|---|"]
+    for key, label in (("first_render_ms", "first render"), ("idle_ms", "idle (tiles loaded)")):
+        b, c = load["bare"][key], load["console"][key]
+        goal = "≤ 1.5×" if key == "first_render_ms" else ""
+        lines.append(f"| {label} | {b:,.0f} ms | {c:,.0f} ms | {c / b:.2f}× | {goal} |")
+    for n, row in results["points"].items():
+        b, c = row["bare"], row["console"]
+        lines.append(f"| frame time, {int(n):,} live points | {b['frame_ms']:,.0f} ms ({b['fps']:.2f} fps) | "
+                     f"{c['frame_ms']:,.0f} ms ({c['fps']:.2f} fps) | {c['frame_ms'] / b['frame_ms']:.2f}× | ≤ 1.2× |")
+    lines.append(f"\nrequests: {results['requests']}, outside 127.0.0.1: {len(results['remote_requests'])}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per page and size")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    results = run(args)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if results["remote_requests"]:
+        sys.exit(f"requests left 127.0.0.1: {results['remote_requests'][:5]}")
+
+
+if __name__ == "__main__":
+    main()
