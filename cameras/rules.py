@@ -21,6 +21,7 @@ from django.contrib.gis.geos import Point
 from pydantic import Field
 
 from ingestion.messages import Reading
+from ingestion.models import RuleState
 from ingestion.rules import base
 from ingestion.rules.base import Rule, RuleConfig
 from ingestion.rules.context import BatchContext, Device
@@ -69,6 +70,11 @@ class CameraRule(Rule):
             if device is not None:
                 self._step(states[subject], device, sorted(group, key=lambda r: r.time))
         save_states(states.values())
+        # An ended object needs no memory: without this a busy road leaves a row per vehicle forever.
+        # (A redelivery of its ``new`` after this only updates the resolved event; it cannot reopen it.)
+        done = [row.pk for row in states.values() if row.state.get("ended")]
+        if done:
+            RuleState.objects.filter(pk__in=done).delete()
 
     def _step(self, row, device: Device, readings: list[Reading]) -> None:
         st = row.state

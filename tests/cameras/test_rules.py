@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ingestion.models import RuleState
 from ingestion.rules.engine import configured, evaluate
 from tests.ingestion.rules_support import T0, events_of, history, make_device, minutes, reading
 from twin.models import EventStatus
@@ -35,6 +36,7 @@ def test_new_update_end_is_one_event_at_the_ground_position_resolved_at_the_end(
                                                                           EventStatus.RESOLVED)
     assert list(event.geom.coords) == pytest.approx(GROUND)
     assert history(event) == [("", "new", "rule:camera"), ("new", "resolved", "rule:camera")]
+    assert not RuleState.objects.filter(rule="camera", subject=f"{camera.pk}:cam-1-7").exists()   # no memory left
 
 
 def test_alerts_carry_their_category_and_default_severity(camera):
