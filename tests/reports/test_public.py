@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from reports.services import workflow
 from reports.services.intake import ReportDraft, file_report
-from tests.reports.conftest import inside, make_user, ward
+from tests.reports.conftest import inside, make_user
 from twin.models import AdminArea, AdminLevel
 from twin.roles import Role
 from twin.services import create_api_token
