@@ -126,6 +126,8 @@ class VideoSource:
             self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             got_any = self._pump(capture)
             capture.release()
+            if self._stop.is_set():
+                return
             if self.health == ENDED:
                 return
             if self.looped:
