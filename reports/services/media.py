@@ -29,6 +29,7 @@ def limits() -> dict[str, int]:
     return {
         "photo_bytes": int(getattr(settings, "REPORTS_MAX_PHOTO_BYTES", 8 * 1024 * 1024)),
         "video_bytes": int(getattr(settings, "REPORTS_MAX_VIDEO_BYTES", 20 * 1024 * 1024)),
+        "video_seconds": int(getattr(settings, "REPORTS_MAX_VIDEO_SECONDS", 60)),
         "photos": MAX_PHOTOS,
         "videos": MAX_VIDEOS,
     }
@@ -134,6 +135,23 @@ def strip_jpeg(data: bytes) -> bytes | None:
 _MP4_XYZ = re.compile(rb"\xa9xyz")
 
 
+def mp4_duration_s(data: bytes) -> float | None:
+    r"""Duration from the MP4/QuickTime movie header (``mvhd``), or ``None`` when there is none.
+
+    >>> head = b"\x00\x00\x00\x6cmvhd" + bytes(4) + bytes(8) + (1000).to_bytes(4, "big") + (9500).to_bytes(4, "big")
+    >>> mp4_duration_s(b"\x00\x00\x00\x18ftypmp42" + bytes(12) + head + bytes(16))
+    9.5
+    """
+    i = data.find(b"mvhd")
+    if i < 4 or len(data) < i + 36:
+        return None
+    if data[i + 4] == 1:
+        timescale, duration = int.from_bytes(data[i + 24:i + 28], "big"), int.from_bytes(data[i + 28:i + 36], "big")
+    else:
+        timescale, duration = int.from_bytes(data[i + 16:i + 20], "big"), int.from_bytes(data[i + 20:i + 24], "big")
+    return duration / timescale if timescale else None
+
+
 def clean_video(upload: MediaUpload) -> CleanMedia:
     content_type = _is_video(upload.data)
     if content_type is None:
@@ -141,6 +159,13 @@ def clean_video(upload: MediaUpload) -> CleanMedia:
     if len(upload.data) > limits()["video_bytes"]:
         raise MediaTooLarge(f"video {upload.name!r} is {len(upload.data) // 1024} KiB; the limit is "
                             f"{limits()['video_bytes'] // 1024} KiB")
+    if content_type == "video/mp4":
+        seconds = mp4_duration_s(upload.data)
+        if seconds is None:
+            raise BadMedia(f"{upload.name!r} is not a readable MP4 video (no movie header)")
+        if seconds > limits()["video_seconds"]:
+            raise BadMedia(f"video {upload.name!r} lasts {seconds:.0f} s; send a short video "
+                           f"(≤ {limits()['video_seconds']} s)")
     data = bytearray(upload.data)
     for match in _MP4_XYZ.finditer(upload.data):
         start = match.start() - 4

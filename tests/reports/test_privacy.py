@@ -70,12 +70,29 @@ def test_photo_exif_location_and_device_are_stripped():
         assert marker not in clean.data
 
 
+def mp4(seconds: float, extra: bytes = b"") -> bytes:
+    """A minimal MP4: ftyp, then a movie header (timescale 1000) and optional atoms."""
+    mvhd = b"\x00\x00\x00\x6cmvhd" + bytes(4) + bytes(8) + (1000).to_bytes(4, "big") + \
+        int(seconds * 1000).to_bytes(4, "big") + bytes(80)
+    return b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 12 + mvhd + extra + b"\x00" * 64
+
+
 def test_mp4_location_atom_is_blanked():
     location = b"+16.4637+107.5905/"
     atom = (8 + len(location) + 4).to_bytes(4, "big") + b"\xa9xyz" + b"\x00\x12\x15\xc7" + location
-    video = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 12 + atom + b"\x00" * 64
-    [clean] = clean_uploads([MediaUpload("v.mp4", video)])
+    [clean] = clean_uploads([MediaUpload("v.mp4", mp4(12, atom))])
     assert clean.kind == "video" and location not in clean.data
+
+
+def test_only_short_readable_videos_are_accepted():
+    from reports.services.errors import BadMedia
+
+    with pytest.raises(BadMedia, match="short video"):
+        clean_uploads([MediaUpload("long.mp4", mp4(600))])
+    with pytest.raises(BadMedia, match="not a readable MP4"):
+        clean_uploads([MediaUpload("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(40))])
+    with pytest.raises(BadMedia, match="at most"):
+        clean_uploads([MediaUpload("a.mp4", mp4(5)), MediaUpload("b.mp4", mp4(5))])
 
 
 def test_reporter_identity_never_appears_in_public_outputs_logs_or_events(live, staff, caplog, settings, tmp_path):
