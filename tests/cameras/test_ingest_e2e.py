@@ -53,3 +53,35 @@ def test_car_park_footage_becomes_located_detection_events_that_open_and_resolve
     counts = wait_for(lambda: Observation.objects.filter(feature_id=feature_id, values__has_key="lines").exists(),
                       what="camera counts stored as observations")
     assert counts
+
+
+def test_twin_camera_run_reads_the_camera_from_its_layer_and_publishes_to_the_broker(hue, broker, capsys, tmp_path,
+                                                                                     monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("CAMERA_SNAPSHOT_DIR", str(tmp_path))
+    from cameras.load import load_cameras
+    from tests.cameras.support import HUE_CAMERAS
+    from tests.ingestion.mqtt_support import unique_root
+
+    load_cameras(HUE_CAMERAS)
+    call_command("camera", "run", "cam-leduan-01", "--fast", "--topic-root", unique_root(), "--max-seconds", "90")
+    out = capsys.readouterr().out
+    assert "cam-leduan-01: 377 frames decoded" in out and "{'aisle': {'down': 2, 'up': 2}}" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run"], "at least one camera"),
+    (["run", "no-such-camera"], "no such camera"),
+    (["run", "cam-leduan-01", "cam-hungvuong-01", "--source", "x.mp4"], "one camera only"),
+])
+def test_twin_camera_run_refuses_bad_arguments_with_a_clear_message(hue, args, message):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from cameras.load import load_cameras
+    from tests.cameras.support import HUE_CAMERAS
+
+    load_cameras(HUE_CAMERAS)
+    with pytest.raises(CommandError, match=message):
+        call_command("camera", *args)

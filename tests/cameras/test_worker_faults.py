@@ -140,3 +140,18 @@ def test_detection_messages_follow_a_new_update_end_lifecycle_with_ground_positi
     assert any("update" in lc for lc in by_id.values())
     times = [p["dateObserved"] for p in detections(publisher)]
     assert len(times) == len(set(times))           # one observation per (camera, time)
+
+
+def test_a_looped_file_keeps_playing_with_fresh_object_ids_and_counts_adding_up():
+    from tests.cameras.support import CAR_PARK
+
+    publisher = MemoryPublisher()
+    cfg = fixture_config("cam-leduan-01", snapshots=False)
+    worker = CameraWorker(CameraSpec("loop", str(require_video(CAR_PARK)), cfg), publisher, realtime=False, loop=True)
+    run_cameras([worker], threading.Event(), max_seconds=6)
+    loops = worker.source.generation
+    assert loops >= 2 and worker.source.reconnects == 0
+    totals = worker.analysis.lines.totals["aisle"]
+    assert 2 * (loops - 1) <= totals["up"] <= 2 * loops and 2 * (loops - 1) <= totals["down"] <= 2 * loops
+    times = [p["dateObserved"] for _, _, p in publisher.messages]
+    assert times == sorted(times)                  # stream time keeps going forward across loops
