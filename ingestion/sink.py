@@ -93,32 +93,39 @@ def default_rules_hook() -> RulesHook:
 
 
 class Liveness:
-    """Which devices' ``last_seen`` a batch must write, per worker process.
+    """Which devices' ``last_seen`` and ``status`` a batch must write, per worker process.
 
-    A device reporting every second does not need ``last_seen`` rewritten
-    every batch: it is written when it moved by at least ``resolution_s``
-    since this worker last wrote it, when the device reports a status, and
-    the first time this worker hears the device. The offline timers work
-    in minutes, so a few seconds of resolution changes no verdict, and a
-    busy stream's batches stop rewriting the same feature rows (and
-    announcing them) over and over. ``resolution_s = 0`` writes every batch.
+    A device reporting every second does not need its row rewritten every
+    batch: it is written when its ``last_seen`` moved by at least
+    ``resolution_s`` since this worker last wrote it, when it reports a
+    status other than the one this worker last wrote, and the first time
+    this worker hears it. The offline timers work in minutes, so a few
+    seconds of resolution change no verdict, and a busy stream's batches
+    stop rewriting (and announcing) the same feature rows over and over.
+    ``resolution_s = 0`` writes every batch.
     """
 
     def __init__(self, resolution_s: float) -> None:
         self._resolution = timedelta(seconds=resolution_s)
-        self._written: dict[int, datetime] = {}
+        self._written: dict[int, tuple[datetime, str | None]] = {}
 
     def due(self, seen: dict[int, datetime], statuses: dict[int, str]) -> dict[int, datetime]:
         written, resolution = self._written, self._resolution
-        return {fid: at for fid, at in seen.items()
-                if fid in statuses or fid not in written or at - written[fid] >= resolution}
+        due = {}
+        for fid, at in seen.items():
+            last = written.get(fid)
+            if (last is None or at - last[0] >= resolution
+                    or (fid in statuses and statuses[fid] != last[1])):
+                due[fid] = at
+        return due
 
-    def remember(self, seen: dict[int, datetime]) -> None:
+    def remember(self, seen: dict[int, datetime], statuses: dict[int, str]) -> None:
         """Called once the transaction that wrote ``seen`` committed."""
         written = self._written
         for fid, at in seen.items():
-            if fid not in written or at > written[fid]:
-                written[fid] = at
+            last = written.get(fid)
+            status = statuses.get(fid, last[1] if last else None)
+            written[fid] = (max(at, last[0]) if last else at, status)
 
     def forget(self) -> None:
         self._written.clear()
@@ -150,6 +157,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
     report = CommitReport(readings=len(readings))
     if liveness is not None:
         seen = liveness.due(seen, statuses)
+        statuses = {fid: status for fid, status in statuses.items() if fid in seen}
     with transaction.atomic():
         if moved:   # registered first: runs before the liveness announcement, which it makes redundant
             transaction.on_commit(partial(announce_moves, moved))
@@ -158,7 +166,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
         report.devices = mark_devices_seen(seen, statuses)
         report.dead_letters = store_dead_letters(rejected)
     if liveness is not None:
-        liveness.remember(seen)
+        liveness.remember(seen, statuses)
     return report
 
 

@@ -19,6 +19,7 @@ an hourly mean, and past judgements are never rewritten.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -61,11 +62,17 @@ class AirQualityConfig(RuleConfig):
         return self
 
 
+@functools.lru_cache(maxsize=64)
+def _window_keys(hour: datetime) -> tuple[str, ...]:
+    """The keys of the 12 hours ending at ``hour``: every station of a batch shares them, so format them once."""
+    return tuple(iso(hour - i * HOUR) for i in range(NOWCAST_HOURS))
+
+
 def series(hours: Mapping[str, Mapping[str, list[float]]], pollutant: str, hour: datetime) -> list[float | None]:
     """The 12 hourly means ending at ``hour``, most recent first (None = no data)."""
     out: list[float | None] = []
-    for i in range(NOWCAST_HOURS):
-        total = hours.get(iso(hour - i * HOUR), {}).get(pollutant)
+    for key in _window_keys(hour):
+        total = hours.get(key, {}).get(pollutant)
         out.append(total[0] / total[1] if total and total[1] else None)
     return out
 

@@ -2,6 +2,8 @@
 """What every rule needs to know about a batch: its devices, fetched once."""
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,17 +55,61 @@ def load_devices(feature_ids: Iterable[int]) -> dict[int, Device]:
                          layer_kind=f.layer.kind, status=f.status, properties=f.properties or {}) for f in rows}
 
 
+DEVICE_CACHE_S = 30.0
+
+
+class DeviceCache:
+    """Devices as rules see them, kept ``DEVICE_CACHE_S`` seconds per process.
+
+    Loading every device of every batch (geometry, properties) was the
+    largest cost left in the rules on a busy stream; a device's name, place
+    and per-device settings change rarely, and a change is seen within
+    ``DEVICE_CACHE_S``. Offline timers read their devices fresh
+    (:func:`load_devices`). Cleared with the engine (``reset_engine``,
+    ``configured``).
+    """
+
+    def __init__(self, ttl_s: float = DEVICE_CACHE_S) -> None:
+        self._ttl = ttl_s
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[float, Device | None]] = {}
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, Device]:
+        now = time.monotonic()
+        found: dict[int, Device] = {}
+        with self._lock:
+            missing = []
+            for fid in ids:
+                entry = self._entries.get(fid)
+                if entry is None or now - entry[0] >= self._ttl:
+                    missing.append(fid)
+                elif entry[1] is not None:
+                    found[fid] = entry[1]
+        if missing:
+            loaded = load_devices(missing)
+            with self._lock:
+                for fid in missing:
+                    self._entries[fid] = (now, loaded.get(fid))
+            found.update(loaded)
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class BatchContext:
     """Shared, lazily loaded facts about one batch, so rules do not each query them."""
 
-    def __init__(self, readings: Iterable[Reading]) -> None:
+    def __init__(self, readings: Iterable[Reading], cache: DeviceCache | None = None) -> None:
         self._ids = {r.feature_id for r in readings}
         self._devices: dict[int, Device] | None = None
+        self._cache = cache
 
     def device(self, feature_id: int) -> Device | None:
         if self._devices is None:
-            self._devices = load_devices(self._ids)
+            self._devices = self._cache.get_many(self._ids) if self._cache else load_devices(self._ids)
         return self._devices.get(feature_id)
 
 
-__all__ = ["BatchContext", "Device", "load_devices"]
+__all__ = ["BatchContext", "DEVICE_CACHE_S", "Device", "DeviceCache", "load_devices"]

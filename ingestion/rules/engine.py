@@ -34,7 +34,7 @@ from ingestion.messages import Reading
 from ingestion.routing import Router, RoutingConfig
 from ingestion.rules import base
 from ingestion.rules.base import Rule, RuleConfig, UnknownRuleError
-from ingestion.rules.context import BatchContext
+from ingestion.rules.context import BatchContext, DeviceCache
 from twin.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class Engine:
             if cfg.enabled:
                 self.rules.append(base.rule_class(name)(cfg, self.router))
         self.rules.sort(key=lambda rule: (rule.priority, rule.name))
+        self.devices = DeviceCache()
 
     def rule(self, name: str) -> Rule:
         for rule in self.rules:
@@ -132,7 +133,7 @@ class Engine:
     def evaluate(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
-        ctx = BatchContext(readings)
+        ctx = BatchContext(readings, self.devices)
         for rule in self.rules:
             wanted = [r for r in readings if rule.wants(r)]
             if wanted:

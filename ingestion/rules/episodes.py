@@ -12,6 +12,7 @@ condition and never deadlock each other.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_iso(text: str) -> datetime:
     """The inverse of :func:`iso`.
 

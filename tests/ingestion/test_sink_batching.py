@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The sink's cheap paths under load: liveness written only when it says something new, and
+batches flushed from the arrival of their first message (no database, no broker needed)."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from ingestion.config import BatchConfig
+from ingestion.sink import Delivery, Liveness, Sink
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+
+
+def test_liveness_is_rewritten_when_it_moved_by_the_resolution_or_the_status_changed_and_at_first_contact():
+    liveness = Liveness(resolution_s=5)
+    assert liveness.due({1: T0, 2: T0}, {2: "active"}) == {1: T0, 2: T0}          # first contact
+    liveness.remember({1: T0, 2: T0}, {2: "active"})
+
+    soon, later = T0 + timedelta(seconds=2), T0 + timedelta(seconds=5)
+    assert liveness.due({1: soon, 2: soon}, {2: "active"}) == {}                   # nothing new to say
+    assert liveness.due({1: later, 2: soon}, {2: "maintenance"}) == {1: later, 2: soon}
+
+
+def test_liveness_resolution_zero_writes_every_batch():
+    liveness = Liveness(resolution_s=0)
+    liveness.remember({1: T0}, {})
+    assert liveness.due({1: T0}, {}) == {1: T0}
+
+
+class _Recorder(Sink):
+    """A sink whose flush records batch sizes instead of writing (the batching logic alone)."""
+
+    def __init__(self, cfg: BatchConfig) -> None:
+        super().__init__(cfg, directory=None)  # type: ignore[arg-type]
+        self.batches: list[tuple[int, float]] = []
+
+    def flush(self):
+        self.batches.append((len(self._pending), time.monotonic()))
+        self._pending, self._pending_readings = [], 0
+
+
+def _delivery() -> Delivery:
+    from ingestion.parsing import reject
+
+    return Delivery(reject("t", b"x", "malformed_json", "test", T0))
+
+
+def test_a_lone_message_is_flushed_about_the_flush_delay_after_it_arrived():
+    sink = _Recorder(BatchConfig(flush_interval_ms=20, max_messages=100))
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    sent = time.monotonic()
+    sink.submit(_delivery())
+    deadline = time.monotonic() + 2
+    while not sink.batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    stop.set()
+    thread.join(2)
+    [(size, flushed)] = sink.batches
+    assert size == 1 and 0.015 <= flushed - sent < 0.5
+
+
+def test_messages_that_arrived_while_the_sink_was_busy_are_flushed_at_once_as_one_batch():
+    sink = _Recorder(BatchConfig(flush_interval_ms=300, max_messages=100))
+    for _ in range(30):
+        sink.submit(_delivery())
+    time.sleep(0.35)                    # the sink was committing: these waited longer than the delay
+    stop = threading.Event()
+    started = time.monotonic()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 2
+    while not sink.batches and time.monotonic() < deadline:
+        time.sleep(0.001)
+    stop.set()
+    thread.join(2)
+    size, flushed = sink.batches[0]
+    assert size == 30 and flushed - started < 0.2   # not another 300 ms
