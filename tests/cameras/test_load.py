@@ -74,8 +74,10 @@ def test_the_command_loads_the_default_city_cameras(hue, capsys):
 def test_the_fields_of_view_are_served_by_the_layers_api_with_no_map_code(hue, client, django_user_model):
     load_cameras(HUE_CAMERAS)
     client.force_login(django_user_model.objects.create_superuser("cam-admin", password="x"))
-    collection = client.get("/collections/hue-camera-fov", HTTP_ACCEPT="application/json")
+    collection = client.get("/collections/hue-camera-fov?f=json")
     assert collection.status_code == 200
+    meta = json.loads(collection.content)["x-citytwin"]
+    assert meta["kind"] == "camera_fov" and meta["style"]["type"] == "fill" and meta["style"]["fill_opacity"] < 0.5
     items = client.get("/collections/hue-camera-fov/items?f=json")
     assert items.status_code == 200
     body = json.loads(items.content)
@@ -83,3 +85,5 @@ def test_the_fields_of_view_are_served_by_the_layers_api_with_no_map_code(hue, c
     assert {f["geometry"]["type"] for f in body["features"]} == {"Polygon"}
     cams = json.loads(client.get("/collections/hue-cameras/items?f=json").content)
     assert {f["properties"]["heading_deg"] for f in cams["features"]} == {133.6, 323.2}
+    tilejson = client.get("/tiles/hue-camera-fov")          # what the 3D map draws polygon layers from
+    assert tilejson.status_code == 200 and json.loads(tilejson.content)["tiles"]
