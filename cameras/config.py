@@ -98,7 +98,7 @@ class Analytics(_Cfg):
     analysis_fps: float = Field(default=12.5, gt=0, le=60, description="Frames analysed per second; every frame "
                                 "is still decoded.")
     motion_width: int = Field(default=320, ge=64, le=1920, description="Width of the downscaled motion frame.")
-    min_area_px: float = Field(default=60.0, ge=1, description="Smallest blob, in full-resolution pixels² / 100.")
+    min_area_px: float = Field(default=60.0, ge=1, description="Smallest blob, in full-resolution pixels².")
     max_lost_s: float = Field(default=0.6, gt=0, description="A track unseen this long ends.")
     min_hits: int = Field(default=3, ge=1, description="Detections before a track is confirmed (published).")
     update_interval_s: float = Field(default=2.0, gt=0, description="Least time between two `update` messages "
