@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import feedgenerator
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from reports.models import ContactChannel, Report, ReportCategory, ReportMedia, ReportStatus
@@ -32,6 +33,9 @@ from twin.roles import Capability, has_capability
 from twin.services import make_point
 
 logger = logging.getLogger(__name__)
+
+# Reporter fields are masked in Django's error reports (DEBUG pages, mail_admins) as well.
+REPORTER_FIELDS = ("name", "phone", "email", "first_name", "last_name", "device_id", "account_id")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -86,6 +90,7 @@ def _draft_from_form(request: HttpRequest, *, channel: str, actor: str, client: 
                        reporter=reporter, media=_uploads(request), client=client, actor_label=actor)
 
 
+@sensitive_post_parameters(*REPORTER_FIELDS)
 @require_http_methods(["GET", "POST"])
 def citizen_form(request: HttpRequest) -> HttpResponse:
     """The citizen's form: Vietnamese first, mobile-friendly, place from the map or the phone."""
@@ -108,6 +113,7 @@ def citizen_form(request: HttpRequest) -> HttpResponse:
 
 
 @staff_page((Capability.HANDLE_EVENTS,))
+@sensitive_post_parameters(*REPORTER_FIELDS)
 @require_http_methods(["GET", "POST"])
 def operator_form(request: HttpRequest) -> HttpResponse:
     """Hotline 1022: the operator files what a caller reports, and may link a duplicate at once."""

@@ -21,6 +21,7 @@ from xml.etree import ElementTree as ET
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 
 from reports.models import CLOSED_STATUSES, Channel, ContactChannel, Report, ReportCategory
 from reports.services.errors import RateLimited
@@ -75,6 +76,7 @@ def open311_view(methods: tuple[str, ...] = ("GET",)):
     """Method check and one place turning :class:`TwinError` into Open311 errors."""
     def decorate(func):
         @csrf_exempt   # public API: no session is used, so there is nothing to forge
+        @sensitive_post_parameters("first_name", "last_name", "email", "phone", "device_id", "account_id")
         def wrapper(request: HttpRequest, fmt: str, **kwargs):
             try:
                 if request.method not in (*methods, "HEAD" if "GET" in methods else "GET"):

@@ -32,7 +32,8 @@ def test_citizen_form_is_vietnamese_first_mobile_friendly_and_offline(client, hu
     html = page.content.decode()
     assert page.status_code == 200 and '<html lang="vi">' in html
     assert 'name="viewport"' in html and "Gửi phản ánh" in html and "Send" in html
-    assert "/static/map_ui/vendor/ol/ol.js" in html and "cdn" not in html.lower()
+    assert "/static/map_ui/vendor/ol/ol.js" in html
+    assert 'src="http' not in html and 'href="http' not in html and "//cdn" not in html   # nothing remote
     assert "Dùng vị trí của tôi" in html and 'capture="environment"' in html and "multiple" in html
     assert "Xả rác, rác thải / Littering and rubbish" in html
 
