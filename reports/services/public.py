@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from reports.models import CLOSED_STATUSES, Report, ReportCategory
+from reports.models import CLOSED_STATUSES, Report, ReportCategory, ReportStatus
 from reports.services.publish import media_url
 from twin.errors import InvalidInput
 from twin.models import AdminArea
@@ -32,7 +32,7 @@ def public_report(report: Report, absolute=lambda url: url) -> dict[str, Any]:
         "id": report.pk,
         "category": report.category.code, "category_name": report.category.name_vi,
         "category_name_en": report.category.name_en,
-        "status": report.status, "description": report.description, "address": report.address,
+        "status": report.status, "status_name": ReportStatus(report.status).label, "description": report.description, "address": report.address,
         "lon": round(report.geom.x, 6), "lat": round(report.geom.y, 6),
         "ward": report.ward.code if report.ward else None, "ward_name": report.ward.name_vi if report.ward else None,
         "agency": report.agency.code if report.agency else None,
