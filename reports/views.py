@@ -26,6 +26,7 @@ from reports.services.errors import MissingLocation, RateLimited
 from reports.services.intake import ReportDraft, ReporterInfo, city_for, file_report, find_duplicates
 from reports.services.media import MediaUpload, limits
 from reports.services.public import parse_search, public_queryset, public_report
+from reports.services.ratelimit import client_of
 from twin.auth import json_api, requires
 from twin.errors import InvalidInput, NotFound, PayloadTooLarge, TwinError
 from twin.models import AdminArea, AdminLevel
@@ -99,7 +100,7 @@ def citizen_form(request: HttpRequest) -> HttpResponse:
         return render(request, "reports/citizen_form.html", context)
     try:
         filed = file_report(_draft_from_form(request, channel="web", actor="citizen",
-                                             client=request.META.get("REMOTE_ADDR")))
+                                             client=client_of(request.META)))
     except TwinError as exc:
         status = int(exc.status)
         response = render(request, "reports/citizen_form.html",

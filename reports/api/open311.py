@@ -28,6 +28,7 @@ from reports.services.errors import RateLimited
 from reports.services.intake import ReportDraft, ReporterInfo, file_report
 from reports.services.media import MediaUpload
 from reports.services.public import parse_search, public_queryset, public_report
+from reports.services.ratelimit import client_of
 from twin.errors import InvalidInput, NotFound, PayloadTooLarge, TwinError
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def _post_request(request: HttpRequest, fmt: str) -> HttpResponse:
         description=data.get("description", ""), address=data.get("address_string", ""), channel=Channel.APP,
         reporter=ReporterInfo(name=name, phone=phone, email=email, device_id=data.get("device_id", ""),
                               account_id=data.get("account_id", ""), contact=contact),
-        media=uploads, client=data.get("api_key") or request.META.get("REMOTE_ADDR"), actor_label="open311")
+        media=uploads, client=data.get("api_key") or client_of(request.META), actor_label="open311")
     filed = file_report(draft)
     notice = "Đã tiếp nhận / Received"
     if filed.duplicates:

@@ -24,6 +24,19 @@ def rate_limit() -> tuple[int, int]:
     return int(limit), int(window)
 
 
+def client_of(meta) -> str | None:
+    """The client address of a request's ``META``.
+
+    Behind a reverse proxy every request comes from the proxy: set
+    ``REPORTS_CLIENT_IP_HEADER`` (e.g. ``HTTP_X_REAL_IP``, or ``HTTP_X_FORWARDED_FOR``
+    whose first address is taken) to the header *your* proxy sets. Never trust it without one.
+    """
+    header = getattr(settings, "REPORTS_CLIENT_IP_HEADER", "")
+    if header and meta.get(header):
+        return meta[header].split(",")[0].strip()
+    return meta.get("REMOTE_ADDR")
+
+
 def client_key(raw: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest()
 

@@ -127,3 +127,14 @@ def test_operator_form_needs_login_and_files_hotline_reports_with_duplicate_link
     assert second.status_code == 302
     duplicate = Report.objects.latest("pk")
     assert duplicate.duplicate_of_id == original.pk and duplicate.status == "rejected"
+
+
+def test_behind_a_proxy_the_configured_header_names_the_client(client, hue, settings):
+    settings.REPORTS_RATE_LIMIT = (1, 600)
+    settings.REPORTS_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
+    IntakeAttempt.objects.all().delete()
+    first = client.post(reverse("reports:new"), form_data(), HTTP_X_REAL_IP="203.0.113.7")
+    other = client.post(reverse("reports:new"), form_data(), HTTP_X_REAL_IP="203.0.113.8")
+    again = client.post(reverse("reports:new"), form_data(), HTTP_X_REAL_IP="203.0.113.7")
+    assert (first.status_code, other.status_code, again.status_code) == (201, 201, 429)
+    assert not IntakeAttempt.objects.filter(client__contains="203.0.113").exists()   # only keyed hashes
