@@ -1,5 +1,13 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _load_categories_once(**kwargs) -> None:
+    """A fresh database gets the default categories after ``migrate`` (no hand step, like the roles)."""
+    from reports.services.categories import ensure_categories
+
+    ensure_categories()
 
 
 class ReportsConfig(AppConfig):
@@ -13,3 +21,4 @@ class ReportsConfig(AppConfig):
         from reports.services import notify
 
         notify.register_builtin_senders()
+        post_migrate.connect(_load_categories_once, sender=self, dispatch_uid="reports-categories")
