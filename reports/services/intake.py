@@ -179,8 +179,9 @@ def file_report(draft: ReportDraft) -> Filed:
                                     contact=reporter.contact)
         photo_ids = _store_media(report, media, "intake")
         _steps(report, draft.actor_label, route, reported_at)
-        publish.write_feature(report, photo_ids)
-        publish.write_event(report, producer=f"reports:{draft.actor_label}")
+        publish.write_feature(report, photo_ids, link=False)
+        publish.write_event(report, producer=f"reports:{draft.actor_label}", link=False)
+        Report.objects.filter(pk=report.pk).update(feature=report.feature, event=report.event)
         notify.queue(report, reporter.contact if not reporter.is_anonymous else ContactChannel.NONE)
     duplicates = find_duplicates(category, point, exclude=report.pk)
     logger.info("report %s filed: category %s, ward %s, agency %s, %d media", report.pk, category.code,

@@ -30,6 +30,9 @@ EVENT_STATUS = {
 
 def reports_layer(city: City) -> Layer:
     """The city's public reports layer (``<city>-reports``), created on first use."""
+    cached = getattr(city, "_reports_layer", None)   # per City instance: one look-up per filing
+    if cached is not None:
+        return cached
     slug = f"{city.slug}-reports"
     layer = Layer.objects.filter(slug=slug).select_related("city").first()
     if layer is None:
@@ -38,6 +41,7 @@ def reports_layer(city: City) -> Layer:
             geometry_type="Point", is_public=True, description="Reports filed by residents and their outcome. "
             "The reporter's identity is never part of this layer.",
             attribution=city.attribution), city=city)
+    city._reports_layer = layer
     return layer
 
 
@@ -73,13 +77,17 @@ def feature_row(report: Report, photo_ids: list[int] | None = None) -> FeatureRo
                       name=f"{report.category.name_vi} #{report.pk}", properties=feature_properties(report, photo_ids))
 
 
-def write_feature(report: Report, photo_ids: list[int] | None = None) -> None:
-    """Write (or rewrite) the report's feature through the single feature write path."""
+def write_feature(report: Report, photo_ids: list[int] | None = None, *, link: bool = True) -> None:
+    """Write (or rewrite) the report's feature through the single feature write path.
+
+    ``link=False`` leaves saving ``report.feature`` to the caller (one update for feature and event).
+    """
     layer = reports_layer(report.city)
     write_features(layer, [feature_row(report, photo_ids)], on_invalid="reject")
     if report.feature_id is None:
-        report.feature = layer.features.get(external_id=str(report.pk))
-        Report.objects.filter(pk=report.pk).update(feature=report.feature)
+        report.feature = layer.features.only("id").get(external_id=str(report.pk))
+        if link:
+            Report.objects.filter(pk=report.pk).update(feature=report.feature)
 
 
 def event_payload(report: Report) -> dict[str, Any]:
@@ -88,7 +96,7 @@ def event_payload(report: Report) -> dict[str, Any]:
             "due_at": report.due_at.isoformat(), "routing": report.routing}
 
 
-def write_event(report: Report, producer: str) -> None:
+def write_event(report: Report, producer: str, *, link: bool = True) -> None:
     """Create or update the report's geo-event (same ``source_key``), routed as the report is."""
     event, _ = raise_event(EventDraft(
         kind=EVENT_KIND, category=report.category.code, geom=report.geom, occurred_at=report.reported_at,
@@ -98,7 +106,8 @@ def write_event(report: Report, producer: str) -> None:
         route=RoutedTo(ward_id=report.ward_id, agency_id=report.agency_id)))
     if report.event_id is None:
         report.event = event
-        Report.objects.filter(pk=report.pk).update(event=event)
+        if link:
+            Report.objects.filter(pk=report.pk).update(event=event)
 
 
 def follow_status(report: Report, actor, actor_label: str, note: str) -> None:
