@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 FIXTURES = Path(settings.BASE_DIR) / "fixtures" / "reports"
 DEFAULT_FILE = FIXTURES / "sf311_cases_sample.csv"
 SOURCE = "sf311"
+CREDIT = ("Sample reports: San Francisco 311 Cases, DataSF (ODC-PDDL 1.0), re-placed onto this city's wards "
+          "with mapped categories")
 EVENT_STATUS = {ReportStatus.RECEIVED: EventStatus.NEW, ReportStatus.ASSIGNED: EventStatus.DISPATCHED,
                 ReportStatus.RESOLVED: EventStatus.RESOLVED}
 
@@ -166,7 +168,7 @@ def _write(reports: list[Report], city) -> None:
     """Reports, features, geo-events and steps in one transaction."""
     if not reports:
         return
-    layer = publish.reports_layer(city)
+    layer = publish.credit_source(publish.reports_layer(city), CREDIT)
     with transaction.atomic():
         Report.objects.bulk_create(reports, batch_size=2000)
         write_features(layer, [publish.feature_row(r, photo_ids=[]) for r in reports], on_invalid="reject")

@@ -50,6 +50,16 @@ def _media_prefix() -> str:
     return reverse("reports:media", args=[0])[:-1]
 
 
+def credit_source(layer: Layer, credit: str) -> Layer:
+    """Add a data source to the layer's attribution (exports and maps show it), once."""
+    if credit in layer.attribution:
+        return layer
+    spec = LayerSpec(slug=layer.slug, title_vi=layer.title_vi, title_en=layer.title_en, kind=layer.kind,
+                     geometry_type=layer.geometry_type, style=layer.style, is_public=layer.is_public,
+                     description=layer.description, attribution="; ".join(p for p in (layer.attribution, credit) if p))
+    return ensure_layer(spec, city=layer.city)
+
+
 def media_url(media_id: int) -> str:
     """Public URL of a photo (reversed once: ``reverse`` per photo showed up in the filing profile)."""
     return f"{_media_prefix()}{media_id}"

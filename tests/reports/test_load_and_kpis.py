@@ -31,6 +31,9 @@ def test_sample_is_placed_inside_huế_wards_deterministically_with_features_and
         assert report.ward.geom.covers(report.geom), report.source_ref
         assert report.ward.parent_id == hue.province_id
     assert Feature.objects.filter(layer__slug="hue-reports", pk__in=reports.values("feature_id")).count() == 600
+    from twin.models import Layer
+
+    assert "DataSF (ODC-PDDL 1.0)" in Layer.objects.get(slug="hue-reports").attribution
     assert GeoEvent.objects.filter(kind="citizen_report", pk__in=reports.values("event_id")).count() == 600
     first = reports.order_by("source_ref").first()
     again = load_sf311(limit=600)
