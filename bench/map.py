@@ -166,6 +166,7 @@ def run(args) -> dict:
             bare, console = context.new_page(), context.new_page()
             for page in (bare, console):
                 page.on("websocket", lambda ws: requests.append(ws.url))
+                page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
             results["load"]["bare"] = load_times(bare, bare_url, "window.bench")
             results["load"]["console"] = load_times(console, base + "/map/", "window.citytwin")
             for n in args.points:

@@ -7,6 +7,8 @@ never from a CDN, so a checkout where npm never ran would show blank maps. This 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib.staticfiles import finders
 from django.core import checks
 
@@ -21,6 +23,24 @@ BUILD_HINT = "Run `make deps`, or by hand: cd map_ui && npm ci && npm run build.
 def check_vendored_assets(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     missing = [path for path in VENDORED_ASSETS if not finders.find(path)]
     if not missing:
-        return []
+        return _stale_bundle()
     return [checks.Error(f"front-end build output missing: {', '.join(missing)} (the maps would be blank)",
                          hint=BUILD_HINT, id="map_ui.E001")]
+
+
+def _stale_bundle() -> list[checks.CheckMessage]:
+    """A warning when the map's sources changed after its bundle was built.
+
+    ``make deps`` rebuilds when the npm packages change; a checkout that only
+    brought new ``map_ui/src`` files would otherwise serve the old map.
+    """
+    bundle = finders.find("map_ui/app/map.js")
+    sources = Path(__file__).resolve().parent / "src"
+    if not bundle or not sources.is_dir():
+        return []
+    built = Path(bundle).stat().st_mtime
+    newer = sorted(p.name for p in sources.rglob("*") if p.is_file() and p.stat().st_mtime > built)
+    if not newer:
+        return []
+    return [checks.Warning(f"the map bundle is older than map_ui/src ({', '.join(newer[:5])})",
+                           hint="cd map_ui && npm run build", id="map_ui.W001")]

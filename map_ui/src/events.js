@@ -97,10 +97,15 @@ export class EventStore {
 
 /** Dots and pulsing rings; `phase` (0–1) advances with time while severe events are open. */
 export function eventLayers(store, phase) {
-  const data = store.visible().filter((e) => e.position);
+  // The same arrays until the events change (deck.gl redoes a layer whose data is new).
+  if (store.drawn?.version !== store.version || store.drawn?.cutoff !== store.cutoff) {
+    const data = store.visible().filter((e) => e.position);
+    store.drawn = {version: store.version, cutoff: store.cutoff, data, severe: data.filter((e) => e.severity >= 3)};
+  }
+  const {data, severe} = store.drawn;
   return [
     new ScatterplotLayer({
-      id: "events-pulse", data: data.filter((e) => e.severity >= 3), getPosition: (e) => e.position,
+      id: "events-pulse", data: severe, getPosition: (e) => e.position,
       radiusUnits: "pixels", getRadius: (e) => 10 + e.severity * 4 * phase, stroked: true, filled: false,
       getLineColor: (e) => severityColour(e.severity, Math.round(255 * (1 - phase))), lineWidthUnits: "pixels",
       getLineWidth: 3, updateTriggers: {getRadius: [phase], getLineColor: [phase]}, pickable: false,

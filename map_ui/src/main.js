@@ -36,7 +36,7 @@ export class MapApp {
   }
 
   async start() {
-    await this.loadFont();
+    this.font = this.loadFont();          // labels wait for it; tiles and points do not
     this.deck = new Deck({
       parent: byId("map"), views: new MapView({repeat: false}), initialViewState: this.viewState, controller: true,
       layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false, preserveDrawingBuffer: true}},
@@ -90,15 +90,22 @@ export class MapApp {
     this.status.errors.push(String(error?.message || error));
   }
 
+  /** The layer list first, so tiles start loading and the city draws at once; points and labels follow. */
   async loadLayers() {
     this.layers = (await loadCatalog()).sort((a, b) => (DRAW_ORDER[a.kind] ?? 9) - (DRAW_ORDER[b.kind] ?? 9));
-    await Promise.all(this.layers.map((layer) => this.loadLayer(layer).catch((e) => this.fail(e))));
     renderPanel(this.layers, () => this.layerChanged());
     this.updateAttribution();
+    this.redraw();
+    await Promise.all(this.layers.map((layer) => this.loadLayer(layer)
+      .then(() => this.redraw())
+      .catch((e) => this.fail(e))));
   }
 
   async loadLayer(layer) {
-    if (layer.kind === "admin_area") await loadLabels(layer);
+    if (layer.kind === "admin_area") {
+      await this.font;
+      await loadLabels(layer);
+    }
     if (layer.mode === "points") await loadPoints(layer);
     if (layer.mode !== "points") return;
     if (layer.kind === "sensor") await loadLatest(layer).catch(() => null);

@@ -13,6 +13,20 @@ export const FONT = "Be Vietnam Pro, sans-serif";
 
 const isOffline = (p) => p?.status === "offline" || p?.status === "inactive";
 
+/**
+ * The same array for as long as its inputs are the same: deck.gl recomputes every attribute of a
+ * layer whose `data` is a new object, so rebuilding arrays on each redraw would redo the whole
+ * layer every frame (and live updates redraw often).
+ */
+export function memo(owner, key, deps, compute) {
+  owner.memo ??= {};
+  const hit = owner.memo[key];
+  if (hit && hit.deps.length === deps.length && hit.deps.every((d, i) => d === deps[i])) return hit.value;
+  const value = compute();
+  owner.memo[key] = {deps, value};
+  return value;
+}
+
 /** Tile features kept by the layer's property filter (deck reads GeoJSON when binary is off). */
 function filtered(layer, data) {
   return layer.filter && Array.isArray(data) ? data.filter((f) => layer.matches(f.properties)) : data;
@@ -93,8 +107,10 @@ function placedAt(layer, feature, moment) {
 function pointLayer(layer, moment) {
   const fallback = styleFill(layer.style, 235);
   const radius = layer.style.radius || 6;
-  let data = [...layer.features.values()].filter((f) => f.geometry && layer.matches(f.properties));
-  if (moment !== null && layer.tracks.size) data = data.map((f) => placedAt(layer, f, moment));
+  const data = memo(layer, "points", [layer.version, moment], () => {
+    const found = [...layer.features.values()].filter((f) => f.geometry && layer.matches(f.properties));
+    return moment !== null && layer.tracks.size ? found.map((f) => placedAt(layer, f, moment)) : found;
+  });
   return new GeoJsonLayer({
     id: layer.id, data, visible: layer.visible, pickable: true, pointType: "circle",
     pointRadiusUnits: "pixels", getPointRadius: radius, stroked: true, getLineColor: [255, 255, 255, 230],
@@ -118,6 +134,15 @@ export function fovCone(lon, lat, heading, fov, range, steps = 12) {
 }
 
 function cameraCones(layer) {
+  return new SolidPolygonLayer({
+    id: `${layer.id}--fov`, data: memo(layer, "cones", [layer.version], () => cones(layer)), visible: layer.visible,
+    getPolygon: (d) => d.polygon,
+    getFillColor: (d) => (d.offline ? [150, 150, 150, 60] : [...styleFill(layer.style).slice(0, 3), 70]),
+    updateTriggers: {getFillColor: [layer.version]},
+  });
+}
+
+function cones(layer) {
   const cones = [];
   for (const f of layer.features.values()) {
     const p = f.properties || {};
@@ -125,18 +150,14 @@ function cameraCones(layer) {
     const [lon, lat] = f.geometry.coordinates;
     cones.push({polygon: fovCone(lon, lat, p.heading_deg, p.fov_deg ?? 60, p.range_m ?? 50), offline: isOffline(p)});
   }
-  return new SolidPolygonLayer({
-    id: `${layer.id}--fov`, data: cones, visible: layer.visible, getPolygon: (d) => d.polygon,
-    getFillColor: (d) => (d.offline ? [150, 150, 150, 60] : [...styleFill(layer.style).slice(0, 3), 70]),
-    updateTriggers: {getFillColor: [layer.version]},
-  });
+  return cones;
 }
 
 function boatTracks(layer, moment) {
   const until = moment ?? Infinity;
-  const paths = [...layer.tracks.entries()]
+  const paths = memo(layer, "tracks", [layer.version, moment], () => [...layer.tracks.entries()]
     .map(([id, fixes]) => ({id, path: fixes.filter((f) => f[2] <= until).map((f) => [f[0], f[1]])}))
-    .filter((d) => d.path.length > 1);
+    .filter((d) => d.path.length > 1));
   return new PathLayer({
     id: `${layer.id}--tracks`, data: paths, visible: layer.visible, getPath: (d) => d.path,
     getColor: [...styleFill(layer.style).slice(0, 3), 160], widthUnits: "pixels", getWidth: 2,
@@ -146,7 +167,9 @@ function boatTracks(layer, moment) {
 
 /** Area names (wards, provinces), shown from the zoom where they are readable. */
 function labelLayer(layer, zoom) {
-  const data = (layer.labels || []).filter((l) => zoom >= (l.level >= 3 ? 11 : 6) && zoom < (l.level >= 3 ? 22 : 11));
+  const band = Math.floor(zoom);
+  const data = memo(layer, "labels", [layer.version, band], () =>
+    (layer.labels || []).filter((l) => band >= (l.level >= 3 ? 11 : 6) && band < (l.level >= 3 ? 22 : 11)));
   return new TextLayer({
     id: `${layer.id}--labels`, data, visible: layer.visible, getPosition: (d) => d.position,
     getText: (d) => d.text, characterSet: "auto", fontFamily: FONT, getSize: 14, sizeUnits: "pixels",
