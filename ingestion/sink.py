@@ -313,11 +313,14 @@ class Sink:
                 logger.exception("cannot store a batch of %d messages; nothing acknowledged, retrying in %.1f s",
                                  len(self._pending), delay)
                 _reset_connection()
-                if stop.wait(delay):
-                    logger.warning("stopping with %d messages unacknowledged; the broker will redeliver them",
-                                   len(self._pending))
-                    return None
-                delay = min(delay * 2, self._cfg.retry_max_s)
+            # Back off in both cases. Retrying an unreachable database at once
+            # (as this loop did) spun the sink thread, starved paho's network
+            # thread of the GIL and let the MQTT keep-alive lapse.
+            if stop.wait(delay):
+                logger.warning("stopping with %d messages unacknowledged; the broker will redeliver them",
+                               len(self._pending))
+                return None
+            delay = min(delay * 2, self._cfg.retry_max_s)
 
     def flush(self) -> CommitReport:
         """Write the pending batch, then acknowledge it, then run the rules."""

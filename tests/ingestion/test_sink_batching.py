@@ -80,3 +80,29 @@ def test_messages_that_arrived_while_the_sink_was_busy_are_flushed_at_once_as_on
     thread.join(2)
     size, flushed = sink.batches[0]
     assert size == 30 and flushed - started < 0.2   # not another 300 ms
+
+
+class _Unreachable(_Recorder):
+    """A sink whose database is never there (its flush raises what psycopg raises then)."""
+
+    attempts = 0
+
+    def flush(self):
+        import psycopg
+
+        self.attempts += 1
+        raise psycopg.OperationalError("connection failed: sorry, too many clients already")
+
+
+def test_an_unreachable_database_is_retried_with_back_off_not_in_a_tight_loop():
+    """A spinning retry loop starved paho's network thread until the broker's keep-alive lapsed."""
+    sink = _Unreachable(BatchConfig(flush_interval_ms=1, retry_max_s=0.4))
+    sink.submit(_delivery())
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(3)
+    # 0.2 + 0.4 + 0.4 + … s between attempts: a handful in 1.5 s, never hundreds.
+    assert 2 <= sink.attempts <= 6 and not thread.is_alive()
