@@ -13,11 +13,15 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
 "$twin" simulate --register-only >"$RUN_DIR/demo-simulate.log" 2>&1
+# Citizen reports: the real 311 sample placed on Huế wards (skipped when already loaded), so the
+# KPI and public pages show a realistic volume; then the overdue check every 5 minutes (docs/reports.md).
+"$twin" load-reports >"$RUN_DIR/demo-reports.log" 2>&1
+"$twin" check-overdue --interval 300 >>"$RUN_DIR/demo-reports.log" 2>&1 & pids+=($!)
 "$twin" run-ingest >"$RUN_DIR/demo-ingest.log" 2>&1 & pids+=($!)
 # Camera analytics on the real footage, placed on Huế roads (fixtures/cameras/hue.toml, docs/cameras.md).
 "$twin" camera load >"$RUN_DIR/demo-camera.log" 2>&1
 "$twin" camera run cam-hungvuong-01 cam-leduan-01 --loop >>"$RUN_DIR/demo-camera.log" 2>&1 & pids+=($!)
 "$twin" check-offline --interval 60 >"$RUN_DIR/demo-offline.log" 2>&1 & pids+=($!)
 "$twin" simulate --no-register --wait-for-ingest 60 --rate "${DEMO_SIM_RATE:-20}" >>"$RUN_DIR/demo-simulate.log" 2>&1 & pids+=($!)
-log "live: ingestion worker, offline timers, simulator and camera analytics running (logs: .run/demo-*.log)"
+log "live: ingestion worker, offline timers, simulator, camera analytics and the report deadline check running (logs: .run/demo-*.log)"
 "$twin" runserver "${DEMO_ADDR:-127.0.0.1:8000}"
