@@ -39,7 +39,7 @@ export class MapApp {
     this.font = this.loadFont();          // labels wait for it; tiles and points do not
     this.deck = new Deck({
       parent: byId("map"), views: new MapView({repeat: false}), initialViewState: this.viewState, controller: true,
-      layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false, preserveDrawingBuffer: true}},
+      layers: [], useDevicePixels: 1, deviceProps: {webgl: {antialias: false}},
       onViewStateChange: ({viewState}) => this.viewChanged(viewState),
       onAfterRender: () => {
         this.status.renders++;
