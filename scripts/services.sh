@@ -175,9 +175,12 @@ pg_start() {
     [ -n "$preferred" ] || preferred=$(cat "$base/port" 2>/dev/null || echo "$PG_DEFAULT_PORT")
     port=$(pick_port PostgreSQL "$preferred" CITYTWIN_PG_PORT)
     log "starting PostgreSQL on 127.0.0.1:$port (data: $data, log: $logf)"
-    # pg_ctl hands -o to /bin/sh, hence the inner quotes around the path.
+    # pg_ctl hands -o to /bin/sh, hence the inner quotes around the path. 300 connections: the
+    # demo runs a web server (ASGI: a session per request), ingestion, cameras and timers, and
+    # the browser tests start their own servers beside the suite's (100 ran out).
     if ! pg_run "$PG_BIN/pg_ctl" -D "$data" -l "$logf" -w -t 60 \
-         -o "-p $port -k '$sock' -c listen_addresses=127.0.0.1" start >/dev/null; then
+         -o "-p $port -k '$sock' -c listen_addresses=127.0.0.1 -c max_connections=${CITYTWIN_PG_MAX_CONNECTIONS:-300}" \
+         start >/dev/null; then
       tail -n 30 "$logf" >&2 || true
       die "PostgreSQL did not start (log above: $logf)"
     fi
