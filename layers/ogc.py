@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 
 from layers.collections import Collection, readable_collection, readable_collections
 from layers.labels import labels
+from layers.providers.base import Extent
 from layers.crs import CRS84, STORAGE_CRS, offered_crs
 
 logger = logging.getLogger(__name__)
@@ -142,8 +143,7 @@ def conformance(req: ApiRequest) -> Answer:
 
 # --- collections ------------------------------------------------------------------------------------
 
-def _extent(collection: Collection) -> dict[str, Any] | None:
-    extent = collection.extent()
+def _extent(extent: Extent) -> dict[str, Any] | None:
     found: dict[str, Any] = {}
     if extent.bbox:
         found["spatial"] = {"bbox": [list(extent.bbox)], "crs": CRS84}
@@ -172,9 +172,12 @@ def collection_document(req: ApiRequest, collection: Collection) -> dict[str, An
                        "geometryType": collection.geometry_type, "style": dict(collection.style),
                        "public": bool(collection.layer and collection.layer.is_public)},
     }
-    extent = _extent(collection)
+    measured = collection.extent()
+    extent = _extent(measured)
     if extent:
         document["extent"] = extent
+    if measured.features is not None:  # lets a map choose tiles or GeoJSON without fetching items
+        document["x-citytwin"]["features"] = measured.features
     return document
 
 

@@ -118,6 +118,9 @@ def paths(responses) -> dict[str, Any]:
             "Any /items query (same parameters) as a file: GeoJSON, GeoPackage, CSV or kepler.gl HTML",
             "exportFeatures", "spatial", ["collectionId", "bbox", "bbox-crs", "datetime", "sortby", "properties",
                                           "filter", "filter-lang", "filter-crs", "exportFormat"], features)},
+        "/collections/{collectionId}/labels": {"get": _operation(
+            "One label point per named feature (inside its polygon), for map labels without outlines",
+            "getLabelPoints", "spatial", common, responses({"application/geo+json": {"schema": {"type": "object"}}}))},
         "/tiles": {"get": _operation("Tile sets the caller may read", "getTileSets", "tiles", [],
                                      responses({"application/json": {"schema": {"type": "object"}}},
                                                not_found=False))},

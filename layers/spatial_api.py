@@ -40,6 +40,7 @@ from layers.collections import Collection, readable_collection
 from layers.errors import InvalidInput, NotSupported
 from layers.labels import choose_language
 from layers.ogc import JSON, Answer, ApiRequest, json_answer, link
+from layers.providers.postgis import run_sql
 from layers.query import parse_limit, parse_offset, safe_name
 from twin.auth import MethodNotAllowed, authenticate_request, error_response
 from twin.errors import PayloadTooLarge, TwinError
@@ -246,6 +247,33 @@ def along_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> Ans
     query = AlongQuery(layer=slug, line=line, buffer_m=parse_number(req.params, "buffer_m"), limit=limit,
                        offset=offset)
     return _answer(req, found, along_line(query), "along", "dọc tuyến / along line", limit, offset)
+
+
+MAX_LABELS = 10_000
+
+
+@spatial_view()
+def labels_view(req: ApiRequest, request: HttpRequest, collection_id: str) -> Answer:
+    """One label point per feature (``ST_PointOnSurface``: inside its polygon) with its name.
+
+    Why: a map labelling 40 wards should not download their 3 MB outlines
+    (the outlines come as vector tiles). Points are rounded to 6 decimals
+    (~10 cm); features without a name are left out.
+    """
+    check_names(req.params, set())
+    found, _ = _layer_of(req, collection_id)
+    rows = run_sql(
+        "SELECT count(*), coalesce(string_agg(json_build_object("
+        "'type', 'Feature', 'id', f.external_id, 'geometry', ST_AsGeoJSON(ST_PointOnSurface(f.geom), 6)::json, "
+        "'properties', json_build_object('name', f.name, 'name_en', f.properties->>'name_en'))::text, ',' "
+        "ORDER BY f.name), '') FROM (SELECT * FROM twin_feature WHERE layer_id = %s AND coalesce(name, '') <> '' "
+        "ORDER BY name LIMIT %s) f", [found.layer.pk, MAX_LABELS])
+    count, features = rows[0]
+    head = json.dumps({"type": "FeatureCollection", "numberReturned": count, "attribution": found.attribution},
+                      ensure_ascii=False)
+    scope = "public" if found.layer.is_public else "private"
+    return 200, {"Content-Type": exports.GEOJSON, "Cache-Control": f"{scope}, max-age=60"}, \
+        head[:-1] + ',"features":[' + features + "]}"
 
 
 @spatial_view()

@@ -47,5 +47,6 @@ spatial_patterns = [
     re_path(rf"^collections/{_ID}/along/?$", spatial_api.along_view, name="spatial-along"),
     re_path(rf"^collections/{_ID}/per-ward/?$", spatial_api.per_ward_view, name="spatial-per-ward"),
     re_path(rf"^collections/{_ID}/export/?$", spatial_api.export_view, name="spatial-export"),
+    re_path(rf"^collections/{_ID}/labels/?$", spatial_api.labels_view, name="spatial-labels"),
 ]
 urlpatterns += spatial_patterns

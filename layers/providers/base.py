@@ -55,6 +55,7 @@ class Extent:
 
     bbox: tuple[float, float, float, float] | None = None
     interval: tuple[datetime | None, datetime | None] | None = None
+    features: int | None = None  # how many, when the provider counts them in the same scan
 
 
 class LayerProvider(ABC):

@@ -211,12 +211,12 @@ class TableProvider(LayerProvider):
 
     def extent(self) -> Extent:
         time_sql = self._fields[self.temporal].sql if self.temporal else "NULL::timestamptz"
-        sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), lo, hi FROM ("
-               f"SELECT ST_Extent({self.geom_sql}) AS e, min({time_sql}) AS lo, max({time_sql}) AS hi "
+        sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), lo, hi, n FROM ("
+               f"SELECT ST_Extent({self.geom_sql}) AS e, min({time_sql}) AS lo, max({time_sql}) AS hi, count(*) AS n "
                f"FROM {self.from_sql} WHERE {self.base_where.sql}) s")
-        x1, y1, x2, y2, lo, hi = run_sql(sql, list(self.base_where.params))[0]
+        x1, y1, x2, y2, lo, hi, n = run_sql(sql, list(self.base_where.params))[0]
         bbox = (x1, y1, x2, y2) if x1 is not None else None
-        return Extent(bbox, (lo, hi) if lo is not None or hi is not None else None)
+        return Extent(bbox, (lo, hi) if lo is not None or hi is not None else None, n)
 
 
 def _sql_string(name: str) -> str:
