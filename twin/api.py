@@ -8,7 +8,7 @@ service. ``/collections`` and ``/tiles`` are reserved for the OGC layers API.
 - ``GET  /api/resolve?lon=&lat=&category=``     public: ward, province, agencies
 - ``GET  /api/nearest?lon=&lat=&limit=&layers=&max_distance_m=``
 - ``GET  /api/within?lon=&lat=&radius_m=&layers=&limit=``
-- ``GET  /api/events?status=&category=&limit=&offset=``   READ_EVENTS
+- ``GET  /api/events?status=&category=&since=&until=&as_of=&limit=&offset=`` READ_EVENTS
 - ``GET  /api/events/<id>``                                READ_EVENTS
 - ``POST /api/events/<id>/transition`` ``{"status", "note"}`` HANDLE_EVENTS
 """
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
 
 from twin.auth import check_capability, json_api, requires
 from twin.errors import InvalidInput, NotFound
 from twin.params import parse_integer, parse_number
-from twin.models import AdminArea, Agency, EventStatus, Feature, GeoEvent, Layer
+from twin.models import AdminArea, Agency, EventStatus, Feature, GeoEvent, GeoEventTransition, Layer
 from twin.roles import Capability, has_capability
 from twin.services import resolve_point, transition_event
 from twin.spatial import MAX_RESULTS, NearestQuery, WithinQuery, nearest, within
@@ -181,11 +185,54 @@ def events(request: HttpRequest) -> JsonResponse:
         query = query.filter(status__in=statuses)
     if category := request.GET.get("category", "").strip():
         query = query.filter(category=category)
+    query, as_of = _in_time(query, request)
     page = list(query[offset:offset + limit + 1])
     next_params = None
     if len(page) > limit:
         next_params = {**request.GET.dict(), "limit": limit, "offset": offset + limit}
-    return _collection(request, [_event(e) for e in page[:limit]], next_params)
+    features = [_event(e) for e in page[:limit]]
+    if as_of is not None:
+        for feature, event in zip(features, page):
+            feature["properties"]["status_as_of"] = event.status_as_of
+    return _collection(request, features, next_params)
+
+
+CLOSED_STATUSES = (EventStatus.RESOLVED, EventStatus.DISMISSED)
+
+
+def _moment(request: HttpRequest, name: str) -> datetime | None:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise InvalidInput(f"parameter {name!r} must be an ISO 8601 date-time such as 2026-11-24T08:00:00Z")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _in_time(query, request: HttpRequest):
+    """``since``/``until``: events active at some moment of the window; ``as_of``: as they stood then.
+
+    For the map's replay: an event is active from ``occurred_at`` until its
+    last change if it is closed, or until now if it is open. ``as_of`` keeps
+    the events that had occurred by then and gives each ``status_as_of``,
+    the status its history had reached at that moment.
+    """
+    since, until, as_of = _moment(request, "since"), _moment(request, "until"), _moment(request, "as_of")
+    if since and until and since > until:
+        raise InvalidInput("parameter 'since' must not be later than 'until'")
+    if until is not None:
+        query = query.filter(occurred_at__lte=until)
+    if since is not None:
+        query = query.filter(Q(updated_at__gte=since) | ~Q(status__in=CLOSED_STATUSES))
+    if as_of is not None:
+        last = GeoEventTransition.objects.filter(event=OuterRef("pk"), at__lte=as_of).order_by("-at", "-id")
+        query = query.filter(occurred_at__lte=as_of).annotate(
+            status_as_of=Coalesce(Subquery(last.values("to_status")[:1]), Value(EventStatus.NEW.value)))
+    return query, as_of
 
 
 def _get_event(event_id: int) -> GeoEvent:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 import shapely
 from django.contrib.gis.geos import Point
 from django.utils import timezone
 
-from twin.models import GeoEventTransition, Layer
+from twin.models import EventStatus, GeoEvent, GeoEventTransition, Layer
 from twin.roles import Role
-from twin.services import EventDraft, FeatureRow, LayerSpec, ensure_layer, raise_event, write_features
+from twin.services import (EventDraft, FeatureRow, LayerSpec, ensure_layer, raise_event, transition_event,
+                           write_features)
 from twin.services.users import UserSpec, ensure_user
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +257,48 @@ def test_event_detail_has_history(client, fire_event):
     login(client, Role.LEADER)
     body = client.get(f"/api/events/{fire_event.pk}").json()
     assert body["properties"]["history"][0]["actor"] == "test"
+
+
+# --- events in time (the map's replay) ---
+
+def _aged_fire_event(fire_event):
+    """The fire event raised 3 h ago, acknowledged 2 h ago and resolved 1 h ago."""
+    now = timezone.now()
+    transition_event(fire_event.pk, EventStatus.ACKNOWLEDGED, actor_label="test")
+    transition_event(fire_event.pk, EventStatus.RESOLVED, actor_label="test")
+    for hours, status in ((3, "new"), (2, "acknowledged"), (1, "resolved")):
+        GeoEventTransition.objects.filter(event=fire_event, to_status=status).update(at=now - timedelta(hours=hours))
+    GeoEvent.objects.filter(pk=fire_event.pk).update(occurred_at=now - timedelta(hours=3),
+                                                     updated_at=now - timedelta(hours=1))
+    return now
+
+
+def _listed(client, **params) -> dict[int, dict]:
+    body = client.get("/api/events", {k: v.isoformat() if hasattr(v, "isoformat") else v
+                                      for k, v in params.items()}).json()
+    return {f["id"]: f["properties"] for f in body["features"]}
+
+
+def test_events_as_of_a_moment_carry_the_status_they_had_then(client, fire_event):
+    now = _aged_fire_event(fire_event)
+    login(client, Role.OPERATOR)
+    for minutes_ago, expected in ((150, "new"), (90, "acknowledged"), (30, "resolved")):
+        found = _listed(client, as_of=now - timedelta(minutes=minutes_ago))
+        assert found[fire_event.pk]["status_as_of"] == expected, minutes_ago
+    assert fire_event.pk not in _listed(client, as_of=now - timedelta(hours=4))  # not yet happened
+
+
+def test_events_since_until_keep_those_active_in_the_window(client, fire_event):
+    now = _aged_fire_event(fire_event)
+    login(client, Role.OPERATOR)
+    assert fire_event.pk in _listed(client, since=now - timedelta(hours=2), until=now)
+    assert fire_event.pk not in _listed(client, since=now - timedelta(minutes=30))  # closed an hour ago
+    assert fire_event.pk not in _listed(client, until=now - timedelta(hours=4))  # occurred later
+
+
+@pytest.mark.parametrize("params", [{"since": "yesterday"}, {"as_of": "2026-13-40T00:00:00Z"},
+                                    {"since": "2026-11-24T10:00:00Z", "until": "2026-11-24T09:00:00Z"}])
+def test_bad_event_time_parameter_is_400(client, params):
+    login(client, Role.OPERATOR)
+    response = client.get("/api/events", params)
+    assert response.status_code == 400 and response.json()["code"] == "InvalidParameterValue"
