@@ -2,30 +2,32 @@
 """Filing a report: check everything first, then write it whole in one transaction.
 
 Order: rate limit (counted on its own) → text, category, place, media
-checked with nothing written → refuse places outside the city → route
-(ingestion.routing chain) → one transaction: report, reporter (if not
-anonymous), media, ``file`` and ``route`` steps, the feature in the
-reports layer, the geo-event, the citizen's first notification.
+checked with nothing written (:func:`prepare`, in the caller's thread) →
+route (ingestion.routing chain) and refuse places outside the city → one
+transaction, shared with concurrent filings (:mod:`reports.services.filing`,
+:mod:`reports.services.batcher`): report, reporter (if not anonymous), media,
+``file`` and ``route`` steps, the feature in the reports layer, the
+geo-event, the citizen's first notification.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
-from reports.models import (OPEN_STATUSES, Channel, ContactChannel, Report, ReportCategory, ReportMedia,
-                            Reporter, ReportStatus, ReportStep)
-from reports.services import notify, publish
+from reports.models import OPEN_STATUSES, Channel, ContactChannel, Report, ReportCategory, ReportMedia
 from reports.services.errors import MissingLocation, OutsideCity
 from reports.services.media import CleanMedia, MediaUpload, clean_uploads
+from reports.services.batcher import batcher
+from reports.services.filing import Prepared, announce_filed, file_batch, route_and_check
 from reports.services.ratelimit import check_and_count
-from reports.services.routing import route_report
 from reports.services.text import clean_text
 from twin.errors import InvalidInput, NotFound
 from twin.models import City
@@ -150,8 +152,8 @@ def find_duplicates(category: ReportCategory, point: Point, exclude: int | None 
     return [found[i] for i in ids]
 
 
-def file_report(draft: ReportDraft) -> Filed:
-    """Check and store a report; raise a :class:`~twin.errors.TwinError` (4xx) with nothing stored."""
+def prepare(draft: ReportDraft) -> Prepared:
+    """Every check that needs no routing (rate limit, text, category, place, media); nothing stored."""
     check_and_count(draft.client)
     category = _category(draft.category)
     description = clean_text(draft.description, field="description", max_length=5000)
@@ -163,49 +165,43 @@ def file_report(draft: ReportDraft) -> Filed:
         raise InvalidInput("describe the problem or attach a photo / hãy mô tả hoặc gửi kèm ảnh")
     if draft.channel not in Channel.values:
         raise InvalidInput(f"unknown channel {draft.channel!r}")
-    city = city_for(draft.city_slug)
-    route = route_report(point, category.route_as)
-    check_inside(city, point, route)
-    reported_at = draft.reported_at or timezone.now()
-    with transaction.atomic():
-        report = Report.objects.create(
-            city=city, category=category, geom=point, description=description, address=address,
-            channel=draft.channel, status=ReportStatus.RECEIVED, ward=route.ward, agency=route.agency,
-            routing=route.as_payload(), reported_at=reported_at,
-            due_at=reported_at + timedelta(hours=category.deadline_hours))
-        if not reporter.is_anonymous:
-            Reporter.objects.create(report=report, name=reporter.name, phone=reporter.phone, email=reporter.email,
-                                    device_id=reporter.device_id, account_id=reporter.account_id,
-                                    contact=reporter.contact)
-        photo_ids = _store_media(report, media, "intake")
-        _steps(report, draft.actor_label, route, reported_at)
-        publish.write_feature(report, photo_ids, link=False)
-        publish.write_event(report, producer=f"reports:{draft.actor_label}", link=False)
-        Report.objects.filter(pk=report.pk).update(feature=report.feature, event=report.event)
-        notify.queue(report, reporter.contact if not reporter.is_anonymous else ContactChannel.NONE)
-    duplicates = find_duplicates(category, point, exclude=report.pk)
-    logger.info("report %s filed: category %s, ward %s, agency %s, %d media", report.pk, category.code,
-                route.ward.code if route.ward else None, route.agency.code if route.agency else None, len(media))
-    return Filed(report=report, duplicates=duplicates)
+    return Prepared(city=city_for(draft.city_slug), category=category, point=point, description=description,
+                    address=address, channel=draft.channel, reporter=reporter, media=tuple(media),
+                    reported_at=draft.reported_at or timezone.now(), actor_label=draft.actor_label)
+
+
+def file_report(draft: ReportDraft) -> Filed:
+    """Check and store a report; raise a :class:`~twin.errors.TwinError` (4xx) with nothing stored.
+
+    Outside a transaction the report goes through the process's group-commit
+    writer (:mod:`reports.services.batcher`) and shares a transaction with
+    concurrent filings; this returns only after that commit. Inside a
+    caller's transaction it is written there, alone.
+    """
+    prepared = prepare(draft)
+    prepared = replace(prepared, route=route_and_check(prepared))
+    if connection.in_atomic_block or not getattr(settings, "REPORTS_GROUP_COMMIT", True):
+        result = file_batch([prepared])[0]
+    else:
+        result = batcher().submit(prepared).result()
+        if not isinstance(result, BaseException):
+            announce_filed(result)
+    if isinstance(result, BaseException):
+        raise result
+    duplicates = find_duplicates(prepared.category, prepared.point, exclude=result.pk)
+    logger.info("report %s filed: category %s, ward %s, agency %s, %d media", result.pk, prepared.category.code,
+                result.ward.code if result.ward else None, result.agency.code if result.agency else None,
+                len(prepared.media))
+    return Filed(report=result, duplicates=duplicates)
 
 
 def _store_media(report: Report, media: list[CleanMedia], stage: str) -> list[int]:
+    """Media of one report (the workflow's result photos); filings store theirs in :mod:`filing`."""
     rows = ReportMedia.objects.bulk_create([
         ReportMedia(report=report, kind=m.kind, stage=stage, content_type=m.content_type, data=m.data,
                     size=len(m.data), width=m.width, height=m.height) for m in media])
     return [r.pk for r in rows if r.kind == "photo"]
 
 
-def _steps(report: Report, actor_label: str, route, at: datetime) -> None:
-    ReportStep.objects.bulk_create([
-        ReportStep(report=report, action="file", from_status="", to_status=ReportStatus.RECEIVED,
-                   actor_label=actor_label, at=at, changes={"channel": report.channel}),
-        ReportStep(report=report, action="route", from_status=ReportStatus.RECEIVED,
-                   to_status=ReportStatus.RECEIVED, actor_label="routing", at=at,
-                   changes={"agency": route.agency.code if route.agency else None, "step": route.step,
-                            "ward": route.ward.code if route.ward else None, "rule": route.rule}),
-    ])
-
-
 __all__ = ["DUPLICATE_RADIUS_M", "Filed", "ReportDraft", "ReporterInfo", "city_for", "file_report",
-           "find_duplicates"]
+           "find_duplicates", "prepare"]

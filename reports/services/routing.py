@@ -21,7 +21,11 @@ def router() -> Router:
 
 
 def reset_router() -> None:
+    """Re-read the rules and forget remembered routing decisions (reports.services.filing.ROUTES)."""
     router.cache_clear()
+    from reports.services.filing import ROUTES
+
+    ROUTES.clear()
 
 
 def route_report(point: Point, route_as: str) -> Route:

@@ -26,6 +26,15 @@ def report_categories(django_db_setup, django_db_blocker):
         call_command("load_report_categories", verbosity=0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_batcher(django_db_setup):
+    """The group-commit writer's connection must be closed before the test database is dropped."""
+    yield
+    from reports.services.batcher import stop
+
+    stop()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_router():
     from reports.services.routing import reset_router

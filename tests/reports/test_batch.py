@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Group commit: batches of filings in one transaction, the writer thread, and batch routing = Router."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from reports.models import Notification, Report, Reporter, ReportMedia, ReportStep
+from reports.services.errors import OutsideCity
+from reports.services.filing import RouteCache, file_batch
+from reports.services.intake import ReportDraft, ReporterInfo, file_report, prepare
+from reports.services.media import MediaUpload
+from reports.services.routing import router
+from tests.reports.conftest import SECRET, delete_reports_after, in_own_thread, inside, photo_with_exif
+from twin.models import AdminArea, AdminLevel, Feature, GeoEvent
+
+HANOI = (105.8542, 21.0285)
+CATEGORIES = ["sidewalk_encroachment", "littering", "unlicensed_construction", "flooding", "public_order",
+              "lighting", "trees", "other"]
+
+
+def _wards():
+    return list(AdminArea.objects.filter(level=AdminLevel.WARD).order_by("code"))
+
+
+def _draft(area, category="sidewalk_encroachment", **kw) -> ReportDraft:
+    lon, lat = inside(area)
+    return ReportDraft(category=category, lon=lon, lat=lat, description=kw.pop("description", "Rác tồn đọng"), **kw)
+
+
+def _rows_of(ids: list[int]) -> dict[str, int]:
+    return {"reports": Report.objects.filter(pk__in=ids).count(),
+            "media": ReportMedia.objects.filter(report_id__in=ids).count(),
+            "steps": ReportStep.objects.filter(report_id__in=ids).count(),
+            "features": Feature.objects.filter(layer__slug="hue-reports", external_id__in=[str(i) for i in ids]).count(),
+            "events": GeoEvent.objects.filter(source_key__in=[f"report:{i}" for i in ids]).count()}
+
+
+@pytest.mark.django_db
+def test_a_batch_with_one_draft_outside_the_city_refuses_that_one_and_stores_the_others(hue):
+    wards = _wards()
+    drafts = [_draft(wards[0], media=(MediaUpload("a.jpg", photo_with_exif()),),
+                     reporter=ReporterInfo(**SECRET, contact="email")),
+              ReportDraft(category="littering", lon=HANOI[0], lat=HANOI[1], description="Hà Nội"),
+              _draft(wards[5], "littering")]
+    results = file_batch([prepare(d) for d in drafts])
+    assert isinstance(results[1], OutsideCity) and "outside" in results[1].message
+    first, third = results[0], results[2]
+    assert isinstance(first, Report) and isinstance(third, Report)
+    assert first.ward == wards[0] and third.ward == wards[5]
+    assert _rows_of([first.pk, third.pk]) == {"reports": 2, "media": 1, "steps": 4, "features": 2, "events": 2}
+    assert Reporter.objects.get(report=first).email == SECRET["email"]
+    assert not Reporter.objects.filter(report=third).exists()
+    assert Notification.objects.filter(report=first).count() == 1
+    assert not Notification.objects.filter(report=third).exists()
+    feature = Feature.objects.get(pk=first.feature_id)
+    assert feature.properties["photos"] == [f"/reports/media/{ReportMedia.objects.get(report=first).pk}"]
+    event = GeoEvent.objects.get(pk=first.event_id)
+    assert event.agency == first.agency and event.payload["routing"] == first.routing
+    assert SECRET["name"] not in str(event.payload) and SECRET["email"] not in str(feature.properties)
+
+
+@pytest.mark.django_db
+def test_a_batch_that_fails_in_the_database_keeps_nothing_and_refiles_the_good_drafts_alone(hue):
+    """A draft that breaks a statement (here an over-long address) sinks the batch transaction:
+    nothing of the batch is kept; each draft is then filed alone, so only the bad one is refused."""
+    wards = _wards()
+    good = [prepare(_draft(wards[i], media=(MediaUpload("a.jpg", photo_with_exif()),))) for i in (1, 2)]
+    bad = prepare(_draft(wards[3]))
+    object.__setattr__(bad, "address", "x" * 600)      # bypasses the 500-character check on purpose
+    last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    results = file_batch([good[0], bad, good[1]])
+    assert isinstance(results[0], Report) and isinstance(results[2], Report)
+    assert not isinstance(results[1], Report) and "nothing was kept" in str(results[1])
+    stored = list(Report.objects.filter(pk__gt=last).values_list("pk", flat=True))
+    assert sorted(stored) == sorted([results[0].pk, results[2].pk])
+    assert _rows_of(stored) == {"reports": 2, "media": 2, "steps": 4, "features": 2, "events": 2}
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_batch_leaves_no_rows_and_no_media(hue):
+    wards = _wards()
+    batch = [prepare(_draft(wards[i], media=(MediaUpload("a.jpg", photo_with_exif()),))) for i in (4, 6)]
+    last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    with pytest.raises(RuntimeError), transaction.atomic():
+        results = file_batch(batch)
+        assert all(isinstance(r, Report) for r in results)
+        raise RuntimeError("the caller's transaction fails after the batch")
+    assert not Report.objects.filter(pk__gt=last).exists()
+    assert not ReportMedia.objects.filter(report_id__gt=last).exists()
+    assert not GeoEvent.objects.filter(source_key__in=[f"report:{r.pk}" for r in results]).exists()
+    assert not Feature.objects.filter(layer__slug="hue-reports", external_id__in=[str(r.pk) for r in results]).exists()
+
+
+def _sample_points() -> list[tuple[float, float]]:
+    """Points inside every ward, vertices of ward outlines (on shared boundaries) and points a few metres off."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT ST_X(p), ST_Y(p) FROM (
+              SELECT d.geom AS p, row_number() OVER (ORDER BY a.code, d.path) AS n
+                FROM twin_adminarea a, LATERAL ST_DumpPoints(ST_Boundary(a.geom)) AS d
+               WHERE a.level = %s) AS v
+             WHERE n %% 53 = 0 LIMIT 150""", [int(AdminLevel.WARD)])
+        vertices = cursor.fetchall()
+    points = [inside(w) for w in _wards()] + vertices
+    points += [(x + 0.00004, y) for x, y in vertices[:60]] + [(x, y - 0.00007, ) for x, y in vertices[60:120]]
+    return points + [HANOI]
+
+
+@pytest.mark.django_db
+def test_batch_routing_gives_the_same_decision_and_candidates_as_router_on_many_points(hue):
+    from django.contrib.gis.geos import Point
+
+    cache, checked = RouteCache(), 0
+    for index, (x, y) in enumerate(_sample_points()):
+        category = CATEGORIES[index % len(CATEGORIES)]
+        point = Point(x, y, srid=4326)
+        expected, got = router().route(point, category), cache.route(point, category)
+        assert got.as_payload() == expected.as_payload(), (x, y, category)
+        assert (got.agency, got.ward, got.province) == (expected.agency, expected.ward, expected.province)
+        assert got.candidates == expected.candidates
+        checked += 1
+    assert checked > 150
+
+
+@pytest.mark.django_db
+def test_batch_routing_sample_includes_boundary_points_with_several_candidates(hue):
+    from django.contrib.gis.geos import Point
+
+    cfg = router().cfg
+    from ingestion.routing import ward_candidates
+
+    several = sum(len(ward_candidates(Point(x, y, srid=4326), cfg.boundary_tolerance_m)) > 1
+                  for x, y in _sample_points())
+    assert several >= 20
+
+
+def test_concurrent_submitters_share_commits_and_each_gets_its_own_correctly_routed_report(
+        django_db_setup, django_db_blocker):
+    """Eight threads outside any transaction file through the writer thread (committed), then clean up."""
+    from reports.services.batcher import batcher
+
+    with django_db_blocker.unblock():
+        wards = _wards()
+        last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        photo = photo_with_exif((320, 240))
+        results: dict[int, object] = {}
+
+        def submit(n: int) -> None:
+            try:
+                area = wards[n % len(wards)]
+                results[n] = file_report(_draft(area, CATEGORIES[n % len(CATEGORIES)],
+                                                media=(MediaUpload("p.jpg", photo),)))
+            except BaseException as exc:  # shown in the assertion below
+                results[n] = exc
+            finally:
+                connection.close()
+
+        try:
+            threads = [threading.Thread(target=submit, args=(n,)) for n in range(24)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert batcher().thread.is_alive()
+            errors = [r for r in results.values() if isinstance(r, BaseException)]
+            assert not errors, errors
+            assert len(results) == 24
+            from django.contrib.gis.geos import Point
+            for n, filed in results.items():
+                report = Report.objects.select_related("agency", "ward").get(pk=filed.report.pk)
+                lon, lat = inside(wards[n % len(wards)])
+                expected = router().route(Point(lon, lat, srid=4326), report.category.route_as)
+                assert (report.ward, report.agency) == (expected.ward, expected.agency)
+                assert report.routing == expected.as_payload()
+                assert report.feature_id and report.event_id
+            ids = [f.report.pk for f in results.values()]
+            assert _rows_of(ids) == {"reports": 24, "media": 24, "steps": 48, "features": 24, "events": 24}
+        finally:
+            in_own_thread(lambda: delete_reports_after(last))
