@@ -96,8 +96,13 @@ class OfflineRule(Rule):
     supports_timers = True
     cfg: OfflineConfig
 
+    def __init__(self, cfg: OfflineConfig, router) -> None:
+        super().__init__(cfg, router)
+        # The layer kinds watched, once: ``wants`` runs for every reading.
+        self._watched = frozenset(k.split(".", 1)[0] for k in cfg.kinds)
+
     def wants(self, reading: Reading) -> bool:
-        return any(k.split(".", 1)[0] == reading.kind for k in self.cfg.kinds)
+        return reading.kind in self._watched
 
     def evaluate(self, readings: Sequence[Reading], ctx: BatchContext) -> None:
         """Note each device's newest reading; end the offline event of any device heard from."""
