@@ -121,6 +121,10 @@ class Plates(_Cfg):
 
     enabled: bool = False
     watch_list: list[str] = Field(default_factory=list, description="Plates that raise an event when read.")
+    max_reads: int = Field(default=3, ge=1, le=20, description="Reads per track at most (each costs 20–60 ms); "
+                           "reading stops at the first valid plate.")
+    read_interval_s: float = Field(default=0.5, ge=0, description="Least stream time between two reads of one "
+                                   "track (the vehicle comes closer, the plate grows).")
 
 
 class CameraConfig(_Cfg):

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Licence plates: classical localisation, Vietnamese format checks, watch list. No OCR ships.
+"""Licence plates: classical localisation, offline reading, Vietnamese format checks, watch list.
 
 What is done, offline and without downloads:
 
@@ -14,26 +14,34 @@ What is done, offline and without downloads:
 - **Watch list** (:class:`WatchList`): canonical comparison, so ``75a 12345``
   matches ``75A-123.45``.
 
-What is **not** done: reading the characters. No OCR model that ships
-inside a PyPI wheel and reads Vietnamese plates was found to vendor here,
-and nothing may be downloaded at run time, so :data:`READERS` is empty and
-the worker reports plate *regions* only. A reader (an ONNX OCR on
-onnxruntime, say) plugs in with :func:`register_reader`; its text is then
-validated by pattern and matched against the camera's watch list.
+- **Reading** (:data:`READERS`): a reader turns a plate crop into raw text.
+  The default is :class:`cameras.ocr.PaddlePlateReader` (PaddleOCR's
+  PP-OCRv4 recogniser shipped inside the ``rapidocr-onnxruntime`` wheel, on
+  onnxruntime), registered when that package is importable; without it the
+  registry is empty and plates come back as regions only. Others plug in
+  with :func:`register_reader`.
+- **Normalising** (:func:`normalise_reading`): the raw text is fitted to the
+  Vietnamese layouts, fixing the O/0, I/1, B/8 confusions only where the
+  layout demands a digit or a letter, then checked by :func:`parse_plate`.
 
 >>> parse_plate("75A-123.45").canonical, parse_plate("29-B1 123.45").kind, parse_plate("43a 12345").canonical
 ('75A-123.45', 'motorbike', '43A-123.45')
+>>> normalise_reading("75A-I23.45"), normalise_reading("29-81 I23.45"), normalise_reading("75A-12")
+('75A-123.45', '29-B1 123.45', None)
 >>> parse_plate("ABC-123") is None, parse_plate("00A-123.45") is None
 (True, True)
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 # Province/city codes run from 11 to 99 (Circular 24/2023/TT-BCA; 10 and below are not issued).
 _CAR = re.compile(r"^(?P<prov>\d{2})(?P<series>[A-Z]{1,2})(?P<num>\d{4,5})$")
@@ -97,27 +105,115 @@ def locate_plates(image: np.ndarray, *, min_width: int = 20) -> list[tuple[int, 
     return sorted(found, key=lambda b: -b[2] * b[3])
 
 
+# Confusions a recogniser makes between look-alike glyphs, fixed only where the layout demands the other kind.
+_TO_DIGIT = {"O": "0", "I": "1", "B": "8"}
+_TO_LETTER = {v: k for k, v in _TO_DIGIT.items()}
+# (kind, series layout, province/series lengths before the first break a reading may show): L letter, D digit.
+_LAYOUTS = (("car", "L", {3}), ("car", "LL", {4}), ("motorbike", "LD", {2, 4}))
+
+
+def _fit(raw: str, layout: str) -> tuple[str, int] | None:
+    """``raw`` with look-alikes fixed to ``layout`` (``D``/``L`` per character) and the number of fixes."""
+    out, fixes = [], 0
+    for char, want in zip(raw, layout, strict=True):
+        wrong_kind = char.isalpha() if want == "D" else char.isdigit()
+        if wrong_kind:
+            char = (_TO_DIGIT if want == "D" else _TO_LETTER).get(char, "")
+            if not char:
+                return None
+            fixes += 1
+        out.append(char)
+    return "".join(out), fixes
+
+
+def normalise_reading(text: str) -> str | None:
+    """A recogniser's raw text as a canonical Vietnamese plate, or ``None`` when no layout fits it.
+
+    Every layout of the right length is tried (car ``DDL``/``DDLL`` + 4–5 digits, motorbike ``DDLD`` +
+    4–5 digits). The reading's first break (``75A-…``, ``29-B1 …``, a row break) is the strongest clue, so a
+    layout whose province/series length agrees with it wins, then the one needing fewest look-alike fixes,
+    then car before motorbike.
+    """
+    upper = text.upper().strip()
+    raw = re.sub(r"[^0-9A-Z]", "", upper)
+    first_break = re.match(r"^[0-9A-Z]*", upper).end()
+    best: tuple[tuple[int, int, int], str] | None = None
+    for order, (kind, series, heads) in enumerate(_LAYOUTS):
+        for digits in (5, 4):
+            fitted = _fit(raw, "DD" + series + "D" * digits) if len(raw) == 2 + len(series) + digits else None
+            if fitted is None:
+                continue
+            value, fixes = fitted
+            prov, ser, num = value[:2], value[2:2 + len(series)], value[2 + len(series):]
+            candidate = f"{prov}{ser}-{num}" if kind == "car" else f"{prov}-{ser} {num}"
+            plate = parse_plate(candidate)
+            key = (0 if first_break in heads else 1, fixes, order)
+            if plate and plate.kind == kind and (best is None or key < best[0]):
+                best = (key, plate.canonical)
+    return best[1] if best else None
+
+
 PlateReader = Callable[[np.ndarray], str | None]
-READERS: dict[str, PlateReader] = {}       # empty: no OCR ships (see the module docstring)
+READERS: dict[str, PlateReader] = {}       # the default reader is registered below when its wheel is installed
 
 
 def register_reader(name: str, reader: PlateReader) -> None:
     READERS[name] = reader
 
 
-def read_plates(image: np.ndarray, watch: WatchList) -> list[dict]:
-    """Localise, read with any registered reader, validate, match: one dict per candidate region."""
-    out = []
-    for x, y, w, h in locate_plates(image)[:3]:
-        entry: dict = {"box": [x, y, w, h], "text": None, "valid": False, "watch_list": False}
-        for reader in READERS.values():
-            text = reader(image[y:y + h, x:x + w])
-            plate = parse_plate(text) if text else None
-            if plate:
-                entry.update(text=plate.canonical, valid=True, watch_list=watch.match(plate.canonical) is not None)
+def _register_default_reader() -> None:
+    """PaddleOCR's recogniser from the rapidocr wheel when importable; otherwise regions only, said once."""
+    from cameras import ocr
+
+    if ocr.available():
+        READERS.setdefault("paddleocr", ocr.PaddlePlateReader())
+    else:
+        logger.warning("plates: no reader (rapidocr-onnxruntime/onnxruntime not installed, see scripts/deps.sh); "
+                       "plate regions are found but not read")
+
+
+_register_default_reader()
+
+
+LOCATE_WIDTH = 240        # px: vehicle crops wider than this are localised on a shrunk copy
+
+
+def _padded(image: np.ndarray, box: tuple[int, int, int, int], pad: float = 0.08) -> np.ndarray:
+    """The box grown a little: morphology boxes hug the strokes and recognisers want a margin."""
+    x, y, w, h = box
+    dx, dy = int(w * pad) + 1, int(h * pad) + 1
+    return image[max(0, y - dy):y + h + dy, max(0, x - dx):x + w + dx]
+
+
+def _locate_scaled(image: np.ndarray, width: int = LOCATE_WIDTH) -> list[tuple[int, int, int, int]]:
+    """Plate boxes found on a copy at most ``width`` wide, in ``image``'s pixels.
+
+    The morphology's kernels suit characters a few pixels wide; a large vehicle crop is shrunk so its
+    plate's strokes are that size, and the box is read at full resolution.
+    """
+    scale = min(1.0, width / max(image.shape[1], 1))
+    small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return [tuple(round(v / scale) for v in box) for box in locate_plates(small)]
+
+
+def read_plates(image: np.ndarray, watch: WatchList, *, regions: int = 3) -> list[dict]:
+    """Localise, read with the registered readers, validate, match: one dict per candidate region.
+
+    Reading stops at the first valid plate: a vehicle carries one, and each read costs milliseconds.
+    """
+    out, found = [], False
+    for box in _locate_scaled(image)[:regions]:
+        entry: dict = {"box": list(box), "text": None, "raw": None, "valid": False, "watch_list": False}
+        for reader in ([] if found else READERS.values()):
+            raw = reader(_padded(image, box))
+            text = normalise_reading(raw) if raw else None
+            entry["raw"] = entry["raw"] or raw
+            if text:
+                entry.update(text=text, valid=True, watch_list=watch.match(text) is not None)
+                found = True
                 break
         out.append(entry)
     return out
 
 
-__all__ = ["Plate", "READERS", "WatchList", "locate_plates", "parse_plate", "read_plates", "register_reader"]
+__all__ = ["Plate", "READERS", "WatchList", "locate_plates", "normalise_reading", "parse_plate", "read_plates", "register_reader"]

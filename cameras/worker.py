@@ -19,7 +19,7 @@ import numpy as np
 
 from cameras.analysis import CameraAnalysis, FrameResult
 from cameras.config import CameraConfig
-from cameras.plates import WatchList, read_plates
+from cameras.plates import READERS, WatchList, read_plates
 from cameras.publish import Publisher, iso_utc
 from cameras.snapshot import write_snapshot
 from cameras.source import DEGRADED, ENDED, OFFLINE, ONLINE, SourceSettings, VideoSource, is_file
@@ -51,6 +51,9 @@ class CameraWorker:
         self._next_counts = time.monotonic() + counts_interval_s
         self._frame: np.ndarray | None = None
         self._watch = WatchList(spec.config.plates.watch_list)
+        if spec.config.plates.enabled and not READERS:
+            logger.warning("%s: plates enabled but no plate reader is installed (rapidocr-onnxruntime, see "
+                           "scripts/deps.sh): plate regions are found, never read, no watch-list events", spec.id)
         self.published = 0
 
     # -- time -------------------------------------------------------------------------------------
@@ -166,14 +169,16 @@ class CameraWorker:
             track.data["snapshot"] = obj.get("snapshot")
             track.data["last_update"] = result.t
             self._send("new", obj, when)
-            if self.spec.config.plates.enabled:
-                self._plates(track, when)
         for track in result.tracks:
+            if self.spec.config.plates.enabled:
+                self._plates(track, result.t, when)
             if track not in result.started and result.t - track.data.get("last_update", result.t) >= interval:
                 track.data["last_update"] = result.t
                 self._send("update", self._object(track), when)
         for track in result.ended:
             self._send("end", self._object(track, end=True), when)
+            if track.data.get("plate_alert"):       # the watch-list alert ends with its vehicle's track
+                self._send("end", {**track.data["plate_alert"], "end_time": iso_utc(self._wall(track.last_t))}, when)
         for v in result.violations:
             self._violation(v, when)
         if result.congestion is not None:
@@ -197,16 +202,32 @@ class CameraWorker:
         crop = self._frame[max(0, int(y * sy)):int((y + h) * sy), max(0, int(x * sx)):int((x + w) * sx)]
         return crop if crop.size else None
 
-    def _plates(self, track: Track, when: datetime) -> None:
-        """Plate regions of a new vehicle; a watch-listed reading (needs a registered reader) is an alert."""
+    def _plates(self, track: Track, t: float, when: datetime) -> None:
+        """Read a vehicle's plate a few times over its track (not every frame); a watch-listed plate is an alert.
+
+        Reads stop at the first valid plate or after ``plates.max_reads``, ``plates.read_interval_s`` apart:
+        a read costs tens of milliseconds and the worker analyses four cameras per core.
+        """
+        cfg, data = self.spec.config.plates, track.data
+        if data.get("plate") or data.get("plate_reads", 0) >= cfg.max_reads \
+                or t - data.get("plate_t", float("-inf")) < cfg.read_interval_s:
+            return
         crop = self._crop(track.box)
         if crop is None:
             return
+        started = time.perf_counter()
         found = read_plates(crop, self._watch)
-        track.data["plates"] = found
-        for hit in (f for f in found if f["watch_list"]):
+        data["plate_ms"] = data.get("plate_ms", 0.0) + (time.perf_counter() - started) * 1000
+        data["plate_reads"], data["plate_t"], data["plates"] = data.get("plate_reads", 0) + 1, t, found
+        hit = next((f for f in found if f["valid"]), None)
+        if hit is None:
+            return
+        data["plate"] = hit["text"]
+        if hit["watch_list"]:
             obj = {**self._object(track), "id": f"{self.spec.id}-{self._generation}-{track.id}-plate",
                    "category": "plate_watchlist", "plate": hit["text"], "detail": {"plate_box": hit["box"]}}
+            self._snapshot(obj, track.box)
+            track.data["plate_alert"] = obj
             self._send("new", obj, when)
 
     def _violation(self, v, when: datetime) -> None:

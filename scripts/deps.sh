@@ -4,7 +4,8 @@
 # Install everything CityTwin needs on a Debian 12 machine, idempotently:
 #   1. Debian packages (PostgreSQL 15 + PostGIS + pgRouting, Mosquitto, GDAL,
 #      GEOS, PROJ, Node.js/npm, Chromium for browser tests);
-#   2. the Python virtualenv .venv with `pip install -e '.[dev]'`;
+#   2. the Python virtualenv .venv with `pip install -e '.[dev]'`, then the
+#      plate reader's wheel with --no-deps (see setup_plate_reader);
 #   3. the map UI's npm packages and build (map_ui/), when it exists.
 # Each step is skipped when already done (stamps live in .run/stamps), so
 # `make deps` costs well under a second on a prepared machine.
@@ -110,6 +111,23 @@ setup_venv() {
   touch "$stamp"
 }
 
+# The plate reader's wheel (cameras/ocr.py) carries PaddleOCR's ONNX models but
+# declares a dependency on opencv-python, which would install a second cv2 over
+# our opencv-python-headless: install it pinned and --no-deps; the modules it
+# really imports are in pyproject.toml. Skipped when that exact version is there.
+RAPIDOCR=rapidocr-onnxruntime==1.4.4
+setup_plate_reader() {
+  local venv="$ROOT/.venv"
+  [ -x "$venv/bin/python" ] || return 0
+  if "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('rapidocr-onnxruntime') != '${RAPIDOCR#*==}')" \
+      >/dev/null 2>&1; then
+    return 0
+  fi
+  log "pip install --no-deps $RAPIDOCR into .venv (plate reading)"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q --no-deps "$RAPIDOCR" \
+    || die "pip install --no-deps $RAPIDOCR failed; see the pip output above."
+}
+
 setup_map_ui() {
   local ui="$ROOT/map_ui" stamp="$STAMP_DIR/npm"
   [ -f "$ui/package.json" ] || return 0
@@ -143,4 +161,5 @@ setup_map_ui() {
 
 install_debian_packages
 setup_venv
+setup_plate_reader
 setup_map_ui
