@@ -73,8 +73,12 @@ def test_a_burst_for_one_feature_is_coalesced_and_the_latest_state_wins(live, de
     for status in ("maintenance", "active", "inactive"):      # within one window
         _report(devices, 3, status)
 
-    assert client.receive_type("feature")["status"] == "maintenance"     # the first goes out at once
-    assert client.receive_type("feature")["status"] == "inactive"        # then only the latest
+    # The first state goes out at once, then only the latest. On a loaded machine the worker may
+    # commit all three in one batch, and then the latest is the only one sent: both are right.
+    received = [client.receive_type("feature")["status"]]
+    if received[0] != "inactive":
+        received.append(client.receive_type("feature")["status"])
+    assert received in (["maintenance", "inactive"], ["inactive"])
     assert client.receives_nothing(0.5)
 
 
