@@ -18,6 +18,7 @@ neighbours.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.gis.geos import Point
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from ingestion.routing import Route, choose_ward, ward_candidates
@@ -83,12 +84,33 @@ class RouteCache:
             self.born = time.monotonic()
             self.wards: dict[int, AdminArea] = {}
             self.agencies: dict[tuple[int, int, str], tuple] = {}
+            self.lookups: dict[tuple[str, str], object] = {}
 
-    def route(self, point: Point, category: str) -> Route:
+    def _memory(self) -> tuple[dict, dict]:
+        """The remembered rows, or throw-away dicts inside a transaction (its reads may roll back)."""
+        if connection.in_atomic_block:
+            return {}, {}
         if time.monotonic() - self.born > self.ttl_s:
             self.clear()
+        return self.wards, self.agencies
+
+    def lookup(self, kind: str, key: str, load):
+        """A category or city row by code, remembered like the routing decisions (a copy is handed out)."""
+        if connection.in_atomic_block:
+            return load()
+        if time.monotonic() - self.born > self.ttl_s:
+            self.clear()
+        found = self.lookups.get((kind, key))
+        if found is None:
+            found = load()
+            if found is None:
+                return None
+            self.lookups[(kind, key)] = found
+        return copy.copy(found)
+
+    def route(self, point: Point, category: str) -> Route:
         rtr = router()
-        wards, agencies = self.wards, self.agencies
+        wards, agencies = self._memory()
         candidates = ward_candidates(point, rtr.cfg.boundary_tolerance_m)
         chosen, rule = choose_ward(candidates)
         if chosen is None:
@@ -115,7 +137,7 @@ def _forget_routes(**_kwargs) -> None:
     ROUTES.clear()
 
 
-for _model in (Agency, AdminArea):
+for _model in (Agency, AdminArea, City, ReportCategory, Layer):
     post_save.connect(_forget_routes, sender=_model, dispatch_uid=f"reports-routes-save-{_model.__name__}")
     post_delete.connect(_forget_routes, sender=_model, dispatch_uid=f"reports-routes-delete-{_model.__name__}")
 m2m_changed.connect(_forget_routes, sender=Agency.jurisdiction.through, dispatch_uid="reports-routes-m2m")

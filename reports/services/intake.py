@@ -26,7 +26,7 @@ from reports.models import OPEN_STATUSES, Channel, ContactChannel, Report, Repor
 from reports.services.errors import MissingLocation, OutsideCity
 from reports.services.media import CleanMedia, MediaUpload, clean_uploads
 from reports.services.batcher import batcher
-from reports.services.filing import Prepared, announce_filed, file_batch, route_and_check
+from reports.services.filing import ROUTES, Prepared, announce_filed, file_batch, route_and_check
 from reports.services.ratelimit import check_and_count
 from reports.services.text import clean_text
 from twin.errors import InvalidInput, NotFound
@@ -78,7 +78,9 @@ class Filed:
 
 
 def _category(code: str) -> ReportCategory:
-    category = ReportCategory.objects.filter(code=(code or "").strip(), active=True).first()
+    code = (code or "").strip()
+    category = ROUTES.lookup("category", code,
+                             lambda: ReportCategory.objects.filter(code=code, active=True).first()) if code else None
     if category is None:
         raise InvalidInput(f"unknown category {code!r}; see /open311/v2/services.json for the list",
                            ) if code else InvalidInput("a category (service_code) is required")
@@ -116,7 +118,8 @@ def _reporter(info: ReporterInfo) -> ReporterInfo:
 def city_for(slug: str | None) -> City:
     from django.conf import settings
 
-    city = City.objects.select_related("province").filter(slug=slug or settings.DEFAULT_CITY).first()
+    slug = slug or settings.DEFAULT_CITY
+    city = ROUTES.lookup("city", slug, lambda: City.objects.select_related("province").filter(slug=slug).first())
     if city is None:
         raise NotFound(f"no city {slug or settings.DEFAULT_CITY!r} is loaded")
     return city
