@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from cameras import plates
 from cameras.analysis import CameraAnalysis, FrameResult
 from cameras.config import CameraConfig
-from cameras.plates import READERS, WatchList, read_plates
+from cameras.plates import WatchList, read_plates
 from cameras.publish import Publisher, iso_utc
 from cameras.snapshot import write_snapshot
 from cameras.source import DEGRADED, ENDED, OFFLINE, ONLINE, SourceSettings, VideoSource, is_file
@@ -51,10 +52,11 @@ class CameraWorker:
         self._next_counts = time.monotonic() + counts_interval_s
         self._frame: np.ndarray | None = None
         self._watch = WatchList(spec.config.plates.watch_list)
-        if spec.config.plates.enabled and not READERS:
+        if spec.config.plates.enabled and not plates.READERS:
             logger.warning("%s: plates enabled but no plate reader is installed (rapidocr-onnxruntime, see "
                            "scripts/deps.sh): plate regions are found, never read, no watch-list events", spec.id)
         self.published = 0
+        self.plate_reads, self.plate_ms = 0, 0.0       # reads of vehicle crops and their total time (docs/cameras.md)
 
     # -- time -------------------------------------------------------------------------------------
     def _wall(self, t: float) -> datetime:
@@ -178,7 +180,9 @@ class CameraWorker:
         for track in result.ended:
             self._send("end", self._object(track, end=True), when)
             if track.data.get("plate_alert"):       # the watch-list alert ends with its vehicle's track
-                self._send("end", {**track.data["plate_alert"], "end_time": iso_utc(self._wall(track.last_t))}, when)
+                alert = track.data["plate_alert"]
+                keep = {k: alert[k] for k in ("id", "category", "plate", "detail", "snapshot") if k in alert}
+                self._send("end", {**self._object(track, end=True), **keep}, when)
         for v in result.violations:
             self._violation(v, when)
         if result.congestion is not None:
@@ -217,7 +221,8 @@ class CameraWorker:
             return
         started = time.perf_counter()
         found = read_plates(crop, self._watch)
-        data["plate_ms"] = data.get("plate_ms", 0.0) + (time.perf_counter() - started) * 1000
+        elapsed = (time.perf_counter() - started) * 1000
+        self.plate_reads, self.plate_ms = self.plate_reads + 1, self.plate_ms + elapsed
         data["plate_reads"], data["plate_t"], data["plates"] = data.get("plate_reads", 0) + 1, t, found
         hit = next((f for f in found if f["valid"]), None)
         if hit is None:
