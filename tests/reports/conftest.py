@@ -90,13 +90,37 @@ def operator(db):
 
 @pytest.fixture
 def live(committed_live_server, django_db_blocker):
-    """The live server over committed data; reports filed through it are deleted afterwards."""
+    """The live server over committed data; reports filed through it are deleted afterwards.
+
+    The deletion runs on its own connection while the test's transaction is
+    still open, so a test using ``live`` must not write (or lock rows) in
+    its own transaction: its locks would make the clean-up wait on the test
+    forever. That is checked first (a clear failure naming the rule), and the
+    clean-up gives up after ``lock_timeout`` instead of hanging.
+    """
+    from django.db import connection
+
     from reports.models import IntakeAttempt, Report
 
     with django_db_blocker.unblock():
         last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     yield committed_live_server[0]
-    in_own_thread(lambda: (delete_reports_after(last), IntakeAttempt.objects.all().delete()))
+    with django_db_blocker.unblock():
+        wrote = None
+        if connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT txid_current_if_assigned()")
+                wrote = cursor.fetchone()[0]
+    in_own_thread(lambda: (_lock_timeout(), delete_reports_after(last), IntakeAttempt.objects.all().delete()))
+    assert wrote is None, ("this test wrote or locked rows in its own transaction while using the live server; "
+                           "do such writes committed, on their own connection (in_own_thread)")
+
+
+def _lock_timeout(seconds: int = 20) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = '{seconds}s'")
 
 
 def in_own_thread(func) -> None:
