@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -140,13 +140,19 @@ def parse_message(topic: str, payload: bytes, received_at: datetime, *, scheme: 
         models = list_adapter(match.schema).validate_python(items)
     except ValidationError as exc:
         return reject(topic, payload, Reason.INVALID_PAYLOAD, describe_validation(exc, many), received_at)
-    times = tuple(model.observed_at() for model in models)
+    times = _times(models, match.schema.time_field)
     problem = _time_problem(times, match.schema.time_field, received_at, limits)
     if problem:
         return reject(topic, payload, Reason.TIME_OUT_OF_RANGE, problem, received_at)
     return ParsedMessage(topic=topic, payload=payload, received_at=received_at, city=match.city, kind=match.kind,
                          device_id=match.device_id, stream=match.stream, items=tuple(models), times=times,
                          values=tuple(match.schema.values_of(items)), key=message_key(topic, payload))
+
+
+def _times(models: list[StreamPayload], field_name: str) -> tuple[datetime, ...]:
+    """The readings' observation times in UTC (:meth:`StreamPayload.observed_at`, inlined: once per reading)."""
+    utc = timezone.utc
+    return tuple(getattr(model, field_name).astimezone(utc) for model in models)
 
 
 def _time_problem(times: tuple[datetime, ...], field_name: str, received_at: datetime, limits: LimitsConfig) -> str:

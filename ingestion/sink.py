@@ -185,6 +185,32 @@ def _key(reading: Reading) -> tuple[int, datetime]:
     return reading.feature_id, reading.time
 
 
+def acknowledge(batch: Sequence[Delivery]) -> None:
+    """Acknowledge a committed batch in arrival order; a failed ack only means a redelivery.
+
+    Acks with a ``group`` (an adapter with ``ack_many``, see
+    :meth:`ingestion.adapters.mqtt.MqttAdapter.ack_many`) go to it together:
+    one wake-up of its network thread per batch instead of one per message.
+    A batch comes from one adapter, so arrival order is kept.
+    """
+    groups: dict[int, tuple[object, list]] = {}
+    for delivery in batch:
+        group = getattr(delivery.ack, "group", None)
+        if group is not None:
+            groups.setdefault(id(group), (group, []))[1].append(delivery.ack)
+            continue
+        try:
+            delivery.ack()
+        except Exception:
+            logger.exception("acknowledgement failed (the broker will redeliver; storage is idempotent)")
+    for group, acks in groups.values():
+        try:
+            group.ack_many(acks)  # type: ignore[attr-defined]
+        except Exception:
+            logger.exception("acknowledgement of %d messages failed (the broker will redeliver; "
+                             "storage is idempotent)", len(acks))
+
+
 def run_rules(rules: RulesHook | None, readings: list[Reading]) -> None:
     """Rules run after the commit; their failure never loses or blocks readings."""
     if rules is None or not readings:
@@ -339,11 +365,7 @@ class Sink:
             self._directory.clear()
             readings, report = self._commit_one_by_one(batch)
         self._pending, self._pending_readings = [], 0
-        for delivery in batch:
-            try:
-                delivery.ack()
-            except Exception:
-                logger.exception("acknowledgement failed (the broker will redeliver; storage is idempotent)")
+        acknowledge(batch)
         self.totals.add(report)
         self._window.add(report)
         run_rules(self._rules, readings)

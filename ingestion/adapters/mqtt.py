@@ -179,8 +179,45 @@ class MqttAdapter(Adapter):
             self.client.ack(mid, qos)
 
 
+    def ack_many(self, acks: list[_Ack]) -> None:
+        """Acknowledge a committed batch, in arrival order, waking paho's network thread once.
+
+        ``Client.ack`` queues one PUBACK and writes a byte to paho's wake-up
+        socket pair, from the sink's thread, for every message: one syscall
+        and one extra turn of the network loop per message, measured at
+        ~10 % of a single-reading worker (py-spy). Here the wake-up socket
+        is set aside while the batch's PUBACKs are queued and written to
+        once after. Only the network thread's own ``loop()`` (never called
+        here: ``loop_start`` runs ``loop_forever``) replaces that socket,
+        and a disconnect waits for the lock held here before paho
+        reconnects. Should paho change, each message is acked as before.
+        """
+        with self._lock:
+            client = self.client
+            wake = getattr(client, "_sockpairW", None)
+            current = [a for a in acks if a.qos and a.generation == self._generation]
+            if wake is None or len(current) < 2:
+                for a in current:
+                    client.ack(a.mid, a.qos)
+                return
+            client._sockpairW = None
+            try:
+                for a in current:
+                    client.ack(a.mid, a.qos)
+            finally:
+                client._sockpairW = wake
+            try:
+                wake.send(b"0")
+            except BlockingIOError:
+                pass          # the loop has wake-ups pending already
+
+
 class _Ack:
-    """The acknowledgement of one delivered message (a small object, not a closure, for speed)."""
+    """The acknowledgement of one delivered message (a small object, not a closure, for speed).
+
+    ``group`` lets the sink acknowledge a whole batch through
+    :meth:`MqttAdapter.ack_many`.
+    """
 
     __slots__ = ("adapter", "mid", "qos", "generation")
 
@@ -189,6 +226,10 @@ class _Ack:
 
     def __call__(self) -> None:
         self.adapter._ack(self.mid, self.qos, self.generation)
+
+    @property
+    def group(self) -> MqttAdapter:
+        return self.adapter
 
 
 __all__ = ["MqttAdapter"]

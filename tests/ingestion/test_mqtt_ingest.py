@@ -155,3 +155,27 @@ def test_a_fire_alert_through_mqtt_opens_a_fire_event_and_its_reset_resolves_it(
         publisher.wait()
         wait_for(lambda: GeoEvent.objects.get(pk=event.pk).status == "resolved", what="the reset to resolve it")
 
+
+
+def test_a_committed_batch_is_acknowledged_at_once_so_a_resumed_session_redelivers_nothing(
+        devices, start_worker, publisher):
+    # The sink acknowledges a whole batch with one wake-up of paho's network
+    # thread (MqttAdapter.ack_many); every PUBACK must still reach the broker.
+    name = unique_name()
+    first = start_worker(worker_config(devices.root, name))
+    moment = base_time()
+    for i in range(200):
+        publisher.publish(devices.topic("sensor", "s3", "air"), air(moment + timedelta(seconds=i)))
+    publisher.wait()
+    wait_for(lambda: len(devices.observations()) == 200, what="the 200 readings")
+    assert first.sink.received == 200
+    wait_for(lambda: first.sink.idle, what="the last batch acknowledged")
+    first.stop()          # the session stays on the broker: anything unacknowledged would come back
+    first.join(10)
+
+    second = start_worker(worker_config(devices.root, name))
+    publisher.publish(devices.topic("sensor", "s3", "air"), air(moment + timedelta(seconds=500)))
+    publisher.wait()
+    wait_for(lambda: len(devices.observations()) == 201, what="the sentinel reading")
+    wait_for(lambda: second.sink.idle, what="the sentinel acknowledged")
+    assert second.sink.received == 1          # only the sentinel: no redelivery of the 200

@@ -106,3 +106,49 @@ def test_an_unreachable_database_is_retried_with_back_off_not_in_a_tight_loop():
     thread.join(3)
     # 0.2 + 0.4 + 0.4 + … s between attempts: a handful in 1.5 s, never hundreds.
     assert 2 <= sink.attempts <= 6 and not thread.is_alive()
+
+
+class _Group:
+    """An adapter-like acknowledger: records what it was asked to acknowledge, in order."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def ack_many(self, acks) -> None:
+        self.log.append(("group", [a.n for a in acks]))
+
+
+class _GroupedAck:
+    def __init__(self, group: _Group, n: int) -> None:
+        self.group, self.n = group, n
+
+    def __call__(self) -> None:            # pragma: no cover - grouped acks go through ack_many
+        raise AssertionError("a grouped ack is sent through its group")
+
+
+def test_a_batch_is_acknowledged_through_its_adapter_at_once_in_arrival_order_and_plain_acks_one_by_one():
+    from ingestion.parsing import reject
+    from ingestion.sink import acknowledge
+
+    log: list = []
+    group = _Group(log)
+    message = reject("t", b"x", "malformed_json", "test", T0)
+    batch = [Delivery(message, _GroupedAck(group, n)) for n in range(5)]
+    batch.insert(2, Delivery(message, lambda: log.append("plain")))
+    acknowledge(batch)
+    assert log == ["plain", ("group", [0, 1, 2, 3, 4])]
+
+
+def test_a_failing_acknowledgement_is_logged_and_does_not_stop_the_others(caplog):
+    from ingestion.parsing import reject
+    from ingestion.sink import acknowledge
+
+    done: list[int] = []
+
+    def broken() -> None:
+        raise RuntimeError("socket gone")
+
+    message = reject("t", b"x", "malformed_json", "test", T0)
+    acknowledge([Delivery(message, broken), Delivery(message, lambda: done.append(1))])
+    assert done == [1]
+    assert "acknowledgement failed" in caplog.text
