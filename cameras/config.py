@@ -125,6 +125,8 @@ class Plates(_Cfg):
                            "reading stops at the first valid plate.")
     read_interval_s: float = Field(default=0.5, ge=0, description="Least stream time between two reads of one "
                                    "track (the vehicle comes closer, the plate grows).")
+    min_vehicle_px: int = Field(default=80, ge=1, description="Vehicles narrower than this, in frame pixels, are "
+                                "not read: their plate is too small to be legible.")
 
 
 class CameraConfig(_Cfg):

@@ -217,7 +217,7 @@ class CameraWorker:
                 or t - data.get("plate_t", float("-inf")) < cfg.read_interval_s:
             return
         crop = self._crop(track.box)
-        if crop is None:
+        if crop is None or crop.shape[1] < cfg.min_vehicle_px:
             return
         started = time.perf_counter()
         found = read_plates(crop, self._watch)
