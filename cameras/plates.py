@@ -216,4 +216,5 @@ def read_plates(image: np.ndarray, watch: WatchList, *, regions: int = 3) -> lis
     return out
 
 
-__all__ = ["Plate", "READERS", "WatchList", "locate_plates", "normalise_reading", "parse_plate", "read_plates", "register_reader"]
+__all__ = ["Plate", "READERS", "WatchList", "locate_plates", "normalise_reading", "parse_plate", "read_plates",
+           "register_reader"]
