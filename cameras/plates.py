@@ -28,8 +28,8 @@ What is done, offline and without downloads:
 ('75A-123.45', 'motorbike', '43A-123.45')
 >>> normalise_reading("75A-I23.45"), normalise_reading("29-81 I23.45"), normalise_reading("75A-12")
 ('75A-123.45', '29-B1 123.45', None)
->>> parse_plate("ABC-123") is None, parse_plate("00A-123.45") is None
-(True, True)
+>>> parse_plate("ABC-123") is None, parse_plate("00A-123.45") is None, parse_plate("75O-123.45") is None
+(True, True, True)
 """
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # Province/city codes run from 11 to 99 (Circular 24/2023/TT-BCA; 10 and below are not issued).
-_CAR = re.compile(r"^(?P<prov>\d{2})(?P<series>[A-Z]{1,2})(?P<num>\d{4,5})$")
-_MOTO = re.compile(r"^(?P<prov>\d{2})(?P<series>[A-Z][A-Z0-9])(?P<num>\d{4,5})$")
+# A series starts with one of the issued letters: never I, J, O, Q or W (they read as 1, 0 …).
+_SERIES = "[A-HK-NPR-VX-Z]"
+_CAR = re.compile(rf"^(?P<prov>\d{{2}})(?P<series>{_SERIES}[A-Z]?)(?P<num>\d{{4,5}})$")
+_MOTO = re.compile(rf"^(?P<prov>\d{{2}})(?P<series>{_SERIES}[A-Z0-9])(?P<num>\d{{4,5}})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,7 @@ def normalise_reading(text: str) -> str | None:
     """A recogniser's raw text as a canonical Vietnamese plate, or ``None`` when no layout fits it.
 
     Every layout of the right length is tried (car ``DDL``/``DDLL`` + 4–5 digits, motorbike ``DDLD`` +
-    4–5 digits). The reading's first break (``75A-…``, ``29-B1 …``, a row break) is the strongest clue, so a
+    4–5 digits; 5 when the reading shows the dot of ``123.45``). The reading's first break (``75A-…``, ``29-B1 …``, a row break) is the strongest clue, so a
     layout whose province/series length agrees with it wins, then the one needing fewest look-alike fixes,
     then car before motorbike.
     """
@@ -138,8 +140,9 @@ def normalise_reading(text: str) -> str | None:
     raw = re.sub(r"[^0-9A-Z]", "", upper)
     first_break = re.match(r"^[0-9A-Z]*", upper).end()
     best: tuple[tuple[int, int, int], str] | None = None
+    numbers = (5,) if "." in upper else (5, 4)      # the dot is only printed in a 5-digit number, "123.45"
     for order, (kind, series, heads) in enumerate(_LAYOUTS):
-        for digits in (5, 4):
+        for digits in numbers:
             fitted = _fit(raw, "DD" + series + "D" * digits) if len(raw) == 2 + len(series) + digits else None
             if fitted is None:
                 continue

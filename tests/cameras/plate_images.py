@@ -88,3 +88,29 @@ def composed_video(path: Path, background: np.ndarray, car: np.ndarray, *, fps: 
     finally:
         writer.release()
     return path
+
+
+SERIES_LETTERS = "ABCDEFGHKLMNPSTUVXYZ"      # letters seen on Vietnamese plates (no I, J, O, Q, R, W)
+
+
+def random_plate(rng) -> tuple[list[str], str]:
+    """Rows to draw and the canonical text: a one-row car plate or a two-row motorbike plate, 5-digit number."""
+    prov, num = rng.randint(11, 99), "".join(rng.choice("0123456789") for _ in range(5))
+    number = f"{num[:3]}.{num[3:]}"
+    if rng.random() < 0.5:
+        text = f"{prov}{rng.choice(SERIES_LETTERS)}-{number}"
+        return [text], text
+    top = f"{prov}-{rng.choice(SERIES_LETTERS)}{rng.randint(1, 9)}"
+    return [top, number], f"{top} {number}"
+
+
+def degrade(image: np.ndarray, angle_deg: float, blur_sigma: float, jpeg_quality: int) -> np.ndarray:
+    """A camera's view of a drawn image: slightly turned, out of focus, JPEG-compressed."""
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    image = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if blur_sigma:
+        image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    assert ok
+    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)

@@ -23,7 +23,8 @@ def test_vietnamese_plate_formats_are_recognised_and_normalised(text, canonical,
     assert plate is not None and (plate.canonical, plate.kind) == (canonical, kind)
 
 
-@pytest.mark.parametrize("text", ["", "HELLO", "7A-123.45", "05A-123.45", "75A-123456", "75-1B 123.45"])
+@pytest.mark.parametrize("text", ["", "HELLO", "7A-123.45", "05A-123.45", "75A-123456", "75-1B 123.45",
+                                  "75O-123.45", "29-I1 123.45", "43W-1234"])  # O, I, W never start a series
 def test_texts_that_are_not_vietnamese_plates_are_refused(text):
     assert parse_plate(text) is None
 
