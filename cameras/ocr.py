@@ -13,7 +13,8 @@ slower pass) adds nothing. A two-row plate (motorbikes, many cars; about
 1.4 : 1) is cut at the emptiest row near its middle and both rows are read
 in one batch; a one-row plate (about 4.7 : 1) is read whole.
 
-The session is built on first use, one intra-op thread (the worker runs one
+The session is built on first use (or by :meth:`PaddlePlateReader.warm`, which the worker calls when
+it starts a camera with plates enabled), one intra-op thread (the worker runs one
 process per core). The reader returns the raw text of the rows joined by a
 space; :func:`cameras.plates.read_plates` normalises and validates it.
 
@@ -76,6 +77,10 @@ class PaddlePlateReader:
                 self._rec = TextRecognizer(cfg)
                 logger.info("plate reader: PP-OCRv4 recogniser loaded from %s", cfg["model_path"])
             return self._rec
+
+    def warm(self) -> None:
+        """Build the session now (≈ 0.5 s) so the first vehicle does not stall every camera of the process."""
+        self._recogniser()
 
     def __call__(self, crop: np.ndarray) -> str | None:
         if crop is None or crop.size == 0 or min(crop.shape[:2]) < 8:

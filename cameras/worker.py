@@ -76,6 +76,9 @@ class CameraWorker:
 
     # -- loop -------------------------------------------------------------------------------------
     def start(self) -> CameraWorker:
+        if self.spec.config.plates.enabled:            # load OCR models now, not in the middle of the frame loop
+            for reader in plates.READERS.values():
+                getattr(reader, "warm", lambda: None)()
         self.source.start()
         return self
 
