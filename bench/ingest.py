@@ -179,8 +179,9 @@ def report_paths(paths: list, raw1: float) -> tuple[list[str], bool]:
     lines = ["### Full path: publish → validate → rules → committed in PostGIS", "",
              f"Reference for the ratio: {raw1:,.0f} msg/s, the best QoS 1 pub→sub rate of this run (no storage).", "",
              "| phase (QoS 1, `twin run-ingest`) | offered msg/s | published msg/s | readings published "
-             "| committed rows/s (steady) | vs raw QoS 1 | goal | committed | left after drain wait | dead letters |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+             "| committed rows/s (steady) | vs raw QoS 1 | goal | committed | left after drain wait | dead letters "
+             "| worker CPU µs/message |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     ok = True
     for r in paths:
         if r.label.startswith("diagnosis"):
@@ -198,7 +199,8 @@ def report_paths(paths: list, raw1: float) -> tuple[list[str], bool]:
         ok &= passed
         offered = f"{r.offered_rate:,.0f}" if r.offered_rate else "flat out"
         lines.append(f"| {r.label} | {offered} | {r.published_rate:,.0f} | {r.readings:,} | {r.steady_rate:,.0f} | "
-                     f"{versus} | {goal} | {r.committed:,} | {r.backlog:,} ({r.drain_s:.0f} s) | {r.dead_letters} |")
+                     f"{versus} | {goal} | {r.committed:,} | {r.backlog:,} ({r.drain_s:.0f} s) | {r.dead_letters} "
+                     f"| {r.cpu_us_per_message:,.0f} |")
     lines += ["", "Rows over time (s since the first publish: rows committed):", ""]
     for r in paths:
         lines.append(f"- {r.label}: " + ", ".join(f"{t:.0f}: {rows:,}" for t, rows in _evenly(r.samples, 12)))

@@ -40,11 +40,18 @@ class PathResult:
     drain_s: float = 0.0                # after the publisher stopped, until the last row
     backlog: int = 0                    # readings still not stored when the drain wait ended
     dead_letters: int = 0
+    worker_cpu_s: float = 0.0           # CPU of the run-ingest processes from the first publish to the drain's end
     samples: list[tuple[float, int]] = field(default_factory=list)   # (s since the first publish, rows)
 
     @property
     def published_rate(self) -> float:
         return self.messages / self.publish_s if self.publish_s else 0.0
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        """Worker CPU per committed message (all threads): independent of the neighbours' load."""
+        messages = self.committed / max(self.batch, 1)
+        return self.worker_cpu_s / messages * 1e6 if messages else 0.0
 
     @property
     def overall_rate(self) -> float:
@@ -120,6 +127,7 @@ def run_path(plan, cfg, broker_url: str, workdir: Path, *, workers: int, label: 
     publisher = ctx.Process(target=_publisher, args=(plan, results))
     samples: list[tuple[float, int]] = []
     started = time.perf_counter()
+    cpu_before = group.cpu_seconds()
     publisher.start()
     try:
         stats = None
@@ -137,6 +145,7 @@ def run_path(plan, cfg, broker_url: str, workdir: Path, *, workers: int, label: 
                 stats = value
         result.messages, result.readings, result.publish_s = stats.messages, stats.readings, stats.elapsed
         _drain(result, samples, started, max_drain)
+        result.worker_cpu_s = group.cpu_seconds() - cpu_before
         result.steady_rate = _steady(result)
         result.dead_letters = DeadLetter.objects.filter(topic__startswith=group.root + "/").count()
     finally:
