@@ -101,25 +101,40 @@ def live(committed_live_server, django_db_blocker):
     forever. That is checked first (a clear failure naming the rule), and the
     clean-up gives up after ``lock_timeout`` instead of hanging.
     """
-    from django.db import connection
-
     from reports.models import IntakeAttempt, Report
 
     with django_db_blocker.unblock():
         last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        before = _own_writes()
     yield committed_live_server[0]
     with django_db_blocker.unblock():
-        wrote = []
-        if connection.in_atomic_block:   # this transaction's own writes to what the clean-up deletes
-            with connection.cursor() as cursor:
-                cursor.execute("""SELECT relname FROM pg_stat_xact_user_tables
-                                   WHERE n_tup_ins + n_tup_upd + n_tup_del > 0
-                                     AND (relname LIKE 'reports\\_%%' OR relname LIKE 'twin\\_geoevent%%'
-                                          OR relname IN ('twin_feature', 'twin_layer_data_version'))""")
-                wrote = [row[0] for row in cursor.fetchall()]
+        after = _own_writes()
+    wrote = sorted(table for table, count in after.items() if count > before.get(table, 0))
     in_own_thread(lambda: (_lock_timeout(), delete_reports_after(last), IntakeAttempt.objects.all().delete()))
     assert not wrote, (f"this test wrote {wrote} in its own transaction while using the live server; do such "
                        "writes committed, on their own connection (in_own_thread)")
+
+
+_OWN_WRITES_SQL = """
+SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_xact_user_tables
+ WHERE relname LIKE 'reports%' OR relname LIKE 'twin_geoevent%'
+    OR relname IN ('twin_feature', 'twin_layer_data_version')
+"""
+
+
+def _own_writes() -> dict[str, int]:
+    """Rows this connection's open transaction wrote to what the clean-up deletes, per table.
+
+    Compared before and after the test: the view also counts earlier transactions not yet flushed
+    to the statistics, but nothing is flushed while a transaction is open.
+    """
+    from django.db import connection
+
+    if not connection.in_atomic_block:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_OWN_WRITES_SQL)
+        return dict(cursor.fetchall())
 
 
 def _lock_timeout(seconds: int = 20) -> None:
