@@ -21,6 +21,8 @@ from django.templatetags.static import static
 from django.utils import translation
 from django.views.decorators.http import require_GET
 
+from layers.collections import readable_collections
+from layers.ogc import ApiRequest, collection_document
 from map_ui.catalogue import catalogue
 from twin.models import City
 from twin.roles import Capability, has_capability
@@ -49,6 +51,19 @@ def _user(request: HttpRequest) -> dict[str, Any]:
             "read_private": has_capability(user, Capability.READ_PRIVATE_LAYERS)}
 
 
+def _map_collections(request: HttpRequest, lang: str) -> list[dict[str, Any]]:
+    """The layer list the map draws, as ``/collections`` would give it to this user.
+
+    Why here: rendered into the page, the list needs no round trip before the
+    first frame (the tiles start loading as soon as the script runs). Built by
+    the layers API's own functions, so it is exactly what the user may read;
+    observation series (``slug.observations``) are not map layers.
+    """
+    req = ApiRequest(base=f"{request.scheme}://{request.get_host()}", path="/collections", params={},
+                     user=request.user, lang=lang)
+    return [collection_document(req, c) for c in readable_collections(request.user) if "." not in c.id]
+
+
 def page_config(request: HttpRequest, mode: str) -> dict[str, Any]:
     """Everything the script needs to start, rendered as JSON into the page."""
     lang = translation.get_language() or settings.LANGUAGE_CODE
@@ -57,6 +72,7 @@ def page_config(request: HttpRequest, mode: str) -> dict[str, Any]:
         "mode": mode, "lang": "en" if lang.startswith("en") else "vi",
         "city": _city_view(city), "user": _user(request), "csrf": get_token(request),
         "strings": catalogue(lang),
+        "collections": _map_collections(request, "en" if lang.startswith("en") else "vi"),
         "urls": {"collections": "/collections", "tiles": "/tiles", "events": "/api/events",
                  "live": "/ws/live",
                  "fonts": [static("map_ui/fonts/be-vietnam-pro-latin-400-normal.woff2"),

@@ -53,7 +53,7 @@ export class AlertConsole {
       [t("agency"), e.agency ? localName(e.agency.name_vi, e.agency.name_en) : "—"],
     ];
     const body = [el("h3", {}, e.title), el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))];
-    if (config.user.handle_events && NEXT[e.status]) body.push(this.actions(e));
+    if (config.user.handle_events && NEXT[e.status] && this.store.cutoff === null) body.push(this.actions(e));   // not in a replay
     if (e.history?.length) {
       body.push(el("h4", {}, t("history")), el("ol", {class: "history"}, e.history.map((h) =>
         el("li", {}, `${formatDate(h.at)} · ${t(`status_${h.to}`)} · ${h.actor || ""}${h.note ? ` — ${h.note}` : ""}`))));

@@ -24,7 +24,11 @@ export class MapLayer {
     this.style = meta.style || {};
     this.attribution = doc.attribution || "";
     this.hasTiles = (doc.links || []).some((l) => l.rel && l.rel.endsWith("tilesets-vector"));
-    this.mode = TILE_KINDS.has(this.kind) || !POINT_TYPES.has(this.geometryType) ? "tiles" : "points";
+    this.count = meta.features ?? null;   // feature count from /collections (x-citytwin.features)
+    // Fabric kinds and big point layers are tiles; the count decides without fetching items.
+    this.mode = TILE_KINDS.has(this.kind) || !POINT_TYPES.has(this.geometryType) ||
+      (this.count !== null && this.count > POINT_LIMIT) ? "tiles" : "points";
+    this.labelZooms = labelZooms(doc.extent?.spatial?.bbox?.[0]);
     this.visible = this.id !== "vn-provinces" || !config.city.slug;
     this.filter = null;            // {key, value} or null
     this.features = new Map();     // external id -> GeoJSON feature (points mode)
@@ -50,9 +54,22 @@ export class MapLayer {
   }
 }
 
-/** Every readable feature layer (observation series and the event stream are not drawn as layers). */
+/**
+ * The zoom band [from, to) where an area layer's names are readable: from the zoom at which its
+ * whole extent fills about a screen (a country's provinces from ~6, a city's wards from ~10).
+ */
+export function labelZooms(bbox) {
+  const width = bbox ? Math.max(1e-3, Math.abs(bbox[2] - bbox[0]), Math.abs(bbox[3] - bbox[1])) : 1;
+  const from = Math.max(0, Math.floor(Math.log2(360 / width)) + 1);
+  return [from, from + 9];
+}
+
+/**
+ * Every readable feature layer (observation series and the event stream are not drawn as layers),
+ * from the list the page was rendered with (no round trip before the first frame).
+ */
 export async function loadCatalog() {
-  const body = await getJSON(config.urls.collections);
+  const body = config.collections ? {collections: config.collections} : await getJSON(config.urls.collections);
   return (body.collections || [])
     .filter((doc) => !doc.id.includes(".") && doc["x-citytwin"]?.kind !== "events" && doc.id !== "geo-events")
     .map((doc) => new MapLayer(doc));
@@ -69,15 +86,6 @@ export async function loadPoints(layer) {
   layer.touch();
 }
 
-function ringCentre(ring) {
-  let x = 0, y = 0;
-  for (const [lon, lat] of ring) {
-    x += lon;
-    y += lat;
-  }
-  return [x / ring.length, y / ring.length];
-}
-
 /** A label point of a (Multi)Polygon: the centre of its largest outer ring. */
 export function labelPoint(geometry) {
   const polygons = geometry.type === "Polygon" ? [geometry.coordinates] :
@@ -86,17 +94,24 @@ export function labelPoint(geometry) {
   for (const polygon of polygons) {
     if (!best || polygon[0].length > best.length) best = polygon[0];
   }
-  return best ? ringCentre(best) : null;
+  if (!best) return null;
+  let x = 0, y = 0;
+  for (const [lon, lat] of best) {
+    x += lon;
+    y += lat;
+  }
+  return [x / best.length, y / best.length];
 }
 
-/** Names of an admin-area layer's areas, for the map labels and the ward search. */
+/**
+ * Names of an admin-area layer's areas, for the map labels and the ward search: one point inside
+ * each area from /collections/{id}/labels (a few KB, instead of every outline from /items).
+ */
 export async function loadLabels(layer) {
-  const body = await getJSON(`${config.urls.collections}/${encodeURIComponent(layer.id)}/items`,
-    {limit: 500, properties: "name,name_en,code,level"});
+  const body = await getJSON(`${config.urls.collections}/${encodeURIComponent(layer.id)}/labels`);
   layer.labels = (body.features || []).map((f) => ({
-    id: String(f.id), position: f.geometry ? labelPoint(f.geometry) : null,
-    text: localName(f.properties?.name, f.properties?.name_en), level: f.properties?.level ?? 3,
-    code: f.properties?.code,
+    id: String(f.id), position: f.geometry?.coordinates || null,
+    text: localName(f.properties?.name, f.properties?.name_en), code: String(f.id),
   })).filter((l) => l.position && l.text);
   layer.touch();
 }

@@ -42,7 +42,7 @@ export class EventStore {
     this.onChange = onChange;
     this.version = 0;
     this.cutoff = null;                 // time-slider moment (ms) or null for "now"
-    this.history = [];                  // last 24 h, every status, for the replay
+    this.history = [];                  // the events as they stood at `cutoff` (status then), for the replay
   }
 
   async load() {
@@ -51,10 +51,17 @@ export class EventStore {
     this.changed();
   }
 
-  async loadHistory() {
-    const since = Date.now() - 24 * 3600 * 1000;
-    const body = await getJSON(config.urls.events, {limit: 1000});
-    this.history = (body.features || []).map(normalise).filter((e) => Date.parse(e.occurred_at) >= since);
+  /**
+   * The events as they stood at `moment` (ms): those active in the 24 h before it that had
+   * occurred by then, each with the status it had at that moment (`as_of`), not today's.
+   */
+  async loadAsOf(moment) {
+    const iso = (ms) => new Date(ms).toISOString();
+    const body = await getJSON(config.urls.events, {as_of: iso(moment), since: iso(moment - 24 * 3600 * 1000), limit: 1000});
+    return (body.features || []).map((f) => {
+      const event = normalise(f);
+      return {...event, status: f.properties?.status_as_of ?? event.status, statusNow: event.status};
+    });
   }
 
   put(event, notify = true) {
@@ -63,9 +70,6 @@ export class EventStore {
     } else {
       this.events.delete(event.id);
     }
-    const past = this.history.findIndex((e) => e.id === event.id);
-    if (past >= 0) this.history[past] = event;
-    else this.history.push(event);
     if (notify) this.changed();
   }
 
@@ -74,14 +78,10 @@ export class EventStore {
     this.onChange?.();
   }
 
-  /** What is shown: the open events, or at a past moment those that had occurred by then. */
+  /** What is shown: the open events, or at a past moment the events as they stood then. */
   visible() {
     if (this.cutoff === null) return [...this.events.values()].sort(alertOrder);
-    const since = this.cutoff - 24 * 3600 * 1000;
-    return this.history.filter((e) => {
-      const at = Date.parse(e.occurred_at);
-      return at <= this.cutoff && at >= since;
-    }).sort(alertOrder);
+    return [...this.history].sort(alertOrder);
   }
 
   async transition(id, status, note = "") {
@@ -95,14 +95,23 @@ export class EventStore {
   }
 }
 
-/** Dots and pulsing rings; `phase` (0–1) advances with time while severe events are open. */
+/**
+ * Dots, and pulsing rings around severe events while `phase` (0–1) is not null (the app animates
+ * it only while such an event is in view). The same layer instances until the events change, so a
+ * redraw for something else re-uses them.
+ */
 export function eventLayers(store, phase) {
-  // The same arrays until the events change (deck.gl redoes a layer whose data is new).
   if (store.drawn?.version !== store.version || store.drawn?.cutoff !== store.cutoff) {
     const data = store.visible().filter((e) => e.position);
-    store.drawn = {version: store.version, cutoff: store.cutoff, data, severe: data.filter((e) => e.severity >= 3)};
+    store.drawn = {version: store.version, cutoff: store.cutoff, data, severe: data.filter((e) => e.severity >= 3),
+      dots: new ScatterplotLayer({
+        id: "events", data, getPosition: (e) => e.position, radiusUnits: "pixels", getRadius: (e) => 5 + e.severity,
+        getFillColor: (e) => severityColour(e.severity), stroked: true, getLineColor: [255, 255, 255, 255],
+        lineWidthUnits: "pixels", getLineWidth: 2, pickable: true, updateTriggers: {getFillColor: [store.version]},
+      })};
   }
-  const {data, severe} = store.drawn;
+  const {severe, dots} = store.drawn;
+  if (phase === null || !severe.length) return [dots];
   return [
     new ScatterplotLayer({
       id: "events-pulse", data: severe, getPosition: (e) => e.position,
@@ -110,10 +119,6 @@ export function eventLayers(store, phase) {
       getLineColor: (e) => severityColour(e.severity, Math.round(255 * (1 - phase))), lineWidthUnits: "pixels",
       getLineWidth: 3, updateTriggers: {getRadius: [phase], getLineColor: [phase]}, pickable: false,
     }),
-    new ScatterplotLayer({
-      id: "events", data, getPosition: (e) => e.position, radiusUnits: "pixels", getRadius: (e) => 5 + e.severity,
-      getFillColor: (e) => severityColour(e.severity), stroked: true, getLineColor: [255, 255, 255, 255],
-      lineWidthUnits: "pixels", getLineWidth: 2, pickable: true, updateTriggers: {getFillColor: [store.version]},
-    }),
+    dots,
   ];
 }

@@ -21,6 +21,8 @@ import { saveCurrentView, setupWall } from "./wall.js";
 import { livePoints } from "./bench/points.js";
 
 const PULSE_MS = 1600;
+const PULSE_TICK_MS = 250;           // pulses animate at 4 frames/s at most (each is a full frame)
+const FIRST_FRAME_WAIT_MS = 8000;    // the rest of the map follows the city's tiles, or this long
 const FLY_MS = 1500;
 
 export class MapApp {
@@ -29,6 +31,8 @@ export class MapApp {
     this.extraLayers = {};             // name -> [deck layers] added by tools (planner, …)
     this.moment = null;                // time-slider moment (ms) or null for live
     this.dirty = false;
+    this.stage = "base";               // "base": tiles only, until the city's first tiles are drawn
+    this.phase = null;                 // pulse phase (0–1) while a severe event is in view
     this.status = window.citytwin = {renders: 0, ready: false, events: {}, viewState: null, errors: [], app: this};
     this.store = new EventStore(() => this.eventsChanged());
     this.viewState = {...config.city.view, pitch: 50, bearing: -15, maxPitch: 70};
@@ -36,6 +40,7 @@ export class MapApp {
   }
 
   async start() {
+    this.status.scriptAt = performance.now();   // for bench/map.py: where the time before the first frame goes
     this.font = this.loadFont();          // labels wait for it; tiles and points do not
     this.deck = new Deck({
       parent: byId("map"), views: new MapView({repeat: false}), initialViewState: this.viewState, controller: true,
@@ -44,7 +49,7 @@ export class MapApp {
       onAfterRender: () => {
         this.status.renders++;
         const now = performance.now();
-        if (this.status.firstRender == null && this.deck.props.layers.length) this.status.firstRender = now;
+        if (this.stage === "base" && this.cityDrawn()) this.fullStage(now);
         if (this.status.frames) this.status.frames.push(now);
         if (this.status.idle == null && this.status.ready && this.deck.props.layers.every((l) => l.isLoaded !== false)) {
           this.status.idle = now;
@@ -58,6 +63,9 @@ export class MapApp {
     byId("details-close")?.addEventListener("click", () => this.closeDetails());
     byId("lang-select")?.addEventListener("change", (e) => e.target.form.submit());
     byId("save-view")?.addEventListener("click", (e) => { e.target.dataset.saved = saveCurrentView(this); });
+    this.showCatalog(await loadCatalog());
+    setTimeout(() => this.fullStage(null), FIRST_FRAME_WAIT_MS);
+    await this.afterFirstFrame;
     await this.loadLayers();
     if (config.user.read_events) await this.store.load().catch((e) => this.fail(e));
     this.alerts.render();
@@ -66,7 +74,7 @@ export class MapApp {
     setupPlanner(this);
     setupTime(this);
     if (config.mode === "wall") setupWall(this);
-    setInterval(() => this.pulse(), 250);
+    setInterval(() => this.pulse(), PULSE_TICK_MS);
     this.redraw();
     this.status.ready = true;
   }
@@ -90,15 +98,44 @@ export class MapApp {
     this.status.errors.push(String(error?.message || error));
   }
 
-  /** The layer list first, so tiles start loading and the city draws at once; points and labels follow. */
-  async loadLayers() {
-    this.layers = (await loadCatalog()).sort((a, b) => (DRAW_ORDER[a.kind] ?? 9) - (DRAW_ORDER[b.kind] ?? 9));
+  /** The layer list (rendered into the page): the tiles start loading and the city draws at once. */
+  showCatalog(layers) {
+    this.layers = layers.sort((a, b) => (DRAW_ORDER[a.kind] ?? 9) - (DRAW_ORDER[b.kind] ?? 9));
     renderPanel(this.layers, () => this.layerChanged());
     this.updateAttribution();
+    this.afterFirstFrame = new Promise((resolve) => { this.firstFrameDone = resolve; });
     this.redraw();
-    await Promise.all(this.layers.map((layer) => this.loadLayer(layer)
+  }
+
+  /** Every visible tile layer has drawn its first tile (the same test as the bare bench page). */
+  cityDrawn() {
+    const tiled = this.layers.filter((l) => l.visible && l.mode === "tiles");
+    return tiled.length > 0 && tiled.every((l) => l.tileArrived);
+  }
+
+  /**
+   * After the city's first frame: labels, points, events and pulses join, so compiling their
+   * shaders (seconds under software GL) and loading their data never delays the city itself.
+   */
+  fullStage(drawnAt) {
+    if (this.stage !== "base") return;
+    this.stage = "full";
+    this.status.firstRender = drawnAt ?? performance.now();
+    performance.mark("citytwin-first-render");
+    this.firstFrameDone();
+    this.redraw();
+  }
+
+  /** Points, labels, readings and tracks of every visible layer; hidden ones load when ticked. */
+  async loadLayers() {
+    await Promise.all(this.layers.filter((l) => l.visible).map((layer) => this.ensureLoaded(layer)));
+  }
+
+  ensureLoaded(layer) {
+    layer.loading ??= this.loadLayer(layer)
       .then(() => this.redraw())
-      .catch((e) => this.fail(e))));
+      .catch((e) => this.fail(e));
+    return layer.loading;
   }
 
   async loadLayer(layer) {
@@ -117,6 +154,7 @@ export class MapApp {
   }
 
   layerChanged() {
+    if (this.stage === "full") this.layers.filter((l) => l.visible).forEach((l) => this.ensureLoaded(l));
     this.updateAttribution();
     this.resubscribe();
     this.redraw();
@@ -139,21 +177,30 @@ export class MapApp {
   draw() {
     this.dirty = false;
     if (!this.deck) return;
-    const zoom = this.viewState.zoom;
-    const layers = this.layers.flatMap((layer) => deckLayers(layer, zoom, this.moment));
-    layers.push(...Object.values(this.extraLayers).flat());
-    layers.push(...eventLayers(this.store, this.phase || 0));
+    const zoom = this.viewState.zoom, base = this.stage === "base";
+    const layers = this.layers.flatMap((layer) => deckLayers(layer, zoom, this.moment, base));
+    if (!base) {
+      layers.push(...Object.values(this.extraLayers).flat());
+      layers.push(...eventLayers(this.store, this.phase));
+    }
     this.deck.setProps({layers});
   }
 
+  /** Advance the pulses, only while a severe event is on screen (else no frame is drawn for them). */
   pulse() {
-    if (!this.store.visible().some((e) => e.severity >= 3)) return;
+    const box = this.bbox();
+    const inView = (p) => !box || (p[0] >= box[0] && p[0] <= box[2] && p[1] >= box[1] && p[1] <= box[3]);
+    const severe = this.stage === "full" && this.store.visible().some((e) => e.severity >= 3 && e.position && inView(e.position));
+    if (!severe) {
+      if (this.phase !== null) { this.phase = null; this.redraw(); }
+      return;
+    }
     this.phase = (performance.now() % PULSE_MS) / PULSE_MS;
     this.redraw();
   }
 
   viewChanged(viewState) {
-    const zoomBand = (z) => Math.floor(z);
+    const zoomBand = (z) => this.layers.map((l) => (l.labelZooms ? Number(z >= l.labelZooms[0] && z < l.labelZooms[1]) : 0)).join();
     const redrawLabels = zoomBand(viewState.zoom) !== zoomBand(this.viewState.zoom);
     this.viewState = viewState;
     this.status.viewState = viewState;

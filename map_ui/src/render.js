@@ -36,6 +36,7 @@ function tileLayer(layer, extra) {
   return new MVTLayer({
     id: layer.id, data: layer.tileUrl, loaders: [MVTLoader], loadOptions: LOAD_OPTIONS, binary: false, pickable: true,
     minZoom: 0, maxZoom: 18, visible: layer.visible, uniqueIdProperty: "id",
+    onTileLoad: () => { layer.tileArrived ??= performance.now(); }, onTileError: () => { layer.tileArrived ??= performance.now(); },
     renderSubLayers: (props) => new GeoJsonLayer({...props, data: filtered(layer, props.data)}),
     updateTriggers: {renderSubLayers: [layer.version]},
     ...extra,
@@ -104,19 +105,41 @@ function placedAt(layer, feature, moment) {
   return fix ? {...feature, geometry: {type: "Point", coordinates: [fix[0], fix[1]]}} : feature;
 }
 
-function pointLayer(layer, moment) {
+/**
+ * A point layer's features as typed arrays (positions, fill colours) plus the feature list for
+ * picking: deck.gl uploads them as they are, with no per-feature accessor calls (as the bare page).
+ */
+function pointArrays(layer, moment) {
   const fallback = styleFill(layer.style, 235);
-  const radius = layer.style.radius || 6;
-  const data = memo(layer, "points", [layer.version, moment], () => {
-    const found = [...layer.features.values()].filter((f) => f.geometry && layer.matches(f.properties));
-    return moment !== null && layer.tracks.size ? found.map((f) => placedAt(layer, f, moment)) : found;
+  const found = [...layer.features.values()].filter((f) => f.geometry?.type === "Point" && layer.matches(f.properties));
+  const features = moment !== null && layer.tracks.size ? found.map((f) => placedAt(layer, f, moment)) : found;
+  const positions = new Float64Array(features.length * 2);
+  const colours = new Uint8Array(features.length * 4);
+  features.forEach((f, i) => {
+    positions.set(f.geometry.coordinates.slice(0, 2), 2 * i);
+    const [r, g, b, a = 255] = pointColour(layer, f, fallback);
+    colours.set([r, g, b, a], 4 * i);
   });
-  return new GeoJsonLayer({
-    id: layer.id, data, visible: layer.visible, pickable: true, pointType: "circle",
-    pointRadiusUnits: "pixels", getPointRadius: radius, stroked: true, getLineColor: [255, 255, 255, 230],
-    lineWidthUnits: "pixels", getLineWidth: 1.5,
-    getFillColor: (f) => pointColour(layer, f, fallback),
-    updateTriggers: {getFillColor: [layer.version]},
+  return {features, positions, colours};
+}
+
+/** Binary points that still pick their feature (deck.gl only finds objects in array data). */
+class FeaturePointsLayer extends ScatterplotLayer {
+  getPickingInfo(params) {
+    const info = super.getPickingInfo(params);
+    if (info.index >= 0 && this.props.features) info.object = this.props.features[info.index];
+    return info;
+  }
+}
+FeaturePointsLayer.layerName = "FeaturePointsLayer";
+
+function pointLayer(layer, moment) {
+  const {features, positions, colours} = memo(layer, "points", [layer.version, moment], () => pointArrays(layer, moment));
+  return new FeaturePointsLayer({
+    id: layer.id, features, data: {length: features.length, attributes: {
+      getPosition: {value: positions, size: 2}, getFillColor: {value: colours, size: 4, normalized: true}}},
+    visible: layer.visible, pickable: true, radiusUnits: "pixels", getRadius: layer.style.radius || 6,
+    stroked: true, getLineColor: [255, 255, 255, 230], lineWidthUnits: "pixels", getLineWidth: 1.5,
   });
 }
 
@@ -165,13 +188,12 @@ function boatTracks(layer, moment) {
   });
 }
 
-/** Area names (wards, provinces), shown from the zoom where they are readable. */
+/** Area names (wards, provinces) inside their zoom band; outside it no layer is made at all. */
 function labelLayer(layer, zoom) {
-  const band = Math.floor(zoom);
-  const data = memo(layer, "labels", [layer.version, band], () =>
-    (layer.labels || []).filter((l) => band >= (l.level >= 3 ? 11 : 6) && band < (l.level >= 3 ? 22 : 11)));
+  const [from, to] = layer.labelZooms || [0, 99];
+  if (!layer.labels?.length || zoom < from || zoom >= to) return null;
   return new TextLayer({
-    id: `${layer.id}--labels`, data, visible: layer.visible, getPosition: (d) => d.position,
+    id: `${layer.id}--labels`, data: layer.labels, visible: layer.visible, getPosition: (d) => d.position,
     getText: (d) => d.text, characterSet: "auto", fontFamily: FONT, getSize: 14, sizeUnits: "pixels",
     getColor: [38, 50, 56, 255], outlineWidth: 4, outlineColor: [255, 255, 255, 230], fontSettings: {sdf: true},
     billboard: true, updateTriggers: {getText: [layer.version]},
@@ -180,19 +202,28 @@ function labelLayer(layer, zoom) {
 
 const BUILDERS = {building: buildingLayer, road: roadLayer, water: waterLayer, admin_area: areaLayer};
 
-/** The deck.gl layers of one map layer (a list: a layer may add cones, tracks or labels). */
-export function deckLayers(layer, zoom, moment = null) {
-  if (layer.mode === "tiles") {
-    const build = BUILDERS[layer.kind] || polygonSiteLayer;
-    const found = [build(layer)];
-    if (layer.labels) found.push(labelLayer(layer, zoom));
+/**
+ * The deck.gl layers of one map layer (a list: a layer may add cones, tracks or labels), the same
+ * instances while nothing they show changes, so a redraw for one live layer leaves the others be.
+ * A layer toggled off is not made at all (made when first ticked). `base` keeps only the tiles:
+ * the first frame compiles the shaders the city needs and nothing else.
+ */
+export function deckLayers(layer, zoom, moment = null, base = false) {
+  if (!layer.visible) return [];
+  if (base && layer.mode !== "tiles") return [];
+  const [from, to] = layer.labelZooms || [0, 99];
+  const labelled = !base && zoom >= from && zoom < to;
+  return memo(layer, "deck", [layer.version, layer.tileVersion, layer.visible, moment, labelled, layer.mode], () => {
+    if (layer.mode === "tiles") {
+      const build = BUILDERS[layer.kind] || polygonSiteLayer;
+      return [build(layer), labelled && labelLayer(layer, zoom)].filter(Boolean);
+    }
+    const found = [];
+    if (layer.kind === "camera") found.push(cameraCones(layer));
+    if (layer.kind === "boat") found.push(boatTracks(layer, moment));
+    found.push(pointLayer(layer, moment));
     return found;
-  }
-  const found = [];
-  if (layer.kind === "camera") found.push(cameraCones(layer));
-  if (layer.kind === "boat") found.push(boatTracks(layer, moment));
-  found.push(pointLayer(layer, moment));
-  return found;
+  });
 }
 
 /** Order on the map: areas under water under roads under buildings under everything else. */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 // The time slider: the last 24 hours, in 5-minute steps. At the right end the map is live; anywhere
-// else it shows the events that had occurred by then (within the 24 h before it) and puts moving
-// features (boats) where their tracks had them, and the replay button plays the day in a minute.
+// else it shows the events as they stood then (active in the 24 h before it, each with the status
+// it had at that moment, from /api/events?as_of=) and puts moving features (boats) where their
+// tracks had them, and the replay button plays the day in a minute.
 import { byId } from "./dom.js";
 import { formatDate, t } from "./i18n.js";
 
@@ -12,19 +13,53 @@ const REPLAY_TICK_MS = 200;
 export function setupTime(app) {
   const slider = byId("time-slider"), label = byId("time-label"), replay = byId("replay");
   if (!slider) return null;
-  let history = null, timer = null;
+  let timer = null, asked = 0, busy = false, pending = null;
+
+  // One request at a time; while it runs only the latest moment asked for waits (a replay
+  // moves faster than a loaded server answers). The answer shown is always the latest asked.
+  const fetchMoment = async (moment, ticket) => {
+    if (busy) {
+      pending = [moment, ticket];
+      return false;
+    }
+    busy = true;
+    try {
+      const events = await app.store.loadAsOf(moment);
+      if (ticket !== asked) return false;
+      app.store.history = events;
+      return true;
+    } catch (e) {
+      app.fail(e);
+      return false;
+    } finally {
+      busy = false;
+      if (pending) {
+        const [m, tk] = pending;
+        pending = null;
+        fetchMoment(m, tk).then((ok) => ok && apply(m, tk));
+      }
+    }
+  };
+
+  const apply = (moment, ticket) => {
+    if (ticket !== asked) return;
+    app.moment = moment;
+    app.store.cutoff = moment;
+    label.textContent = formatDate(moment);
+    app.status.moment = app.moment;
+    app.store.changed();
+  };
 
   const show = async (minutes) => {
+    const ticket = ++asked;
     if (minutes >= DAY_MIN) {
       app.moment = null;
       app.store.cutoff = null;
       label.textContent = t("now");
     } else {
-      history ??= app.store.loadHistory().catch((e) => app.fail(e));
-      await history;
-      app.moment = Date.now() - (DAY_MIN - minutes) * 60000;
-      app.store.cutoff = app.moment;
-      label.textContent = formatDate(app.moment);
+      const moment = Date.now() - (DAY_MIN - minutes) * 60000;
+      if (await fetchMoment(moment, ticket)) apply(moment, ticket);
+      return;
     }
     app.status.moment = app.moment;
     app.store.changed();

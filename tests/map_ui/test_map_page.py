@@ -29,8 +29,10 @@ def test_the_page_draws_the_3d_city_from_local_tiles_with_attribution_and_nothin
     assert pixel_share(page, whole, (350, 150, 500, 500)) > 0.2
 
     _only(page, {BUILDINGS})
+    # Only the buildings (events are drawn over every layer; hidden layers are not made at all).
     page.wait_for_function("() => citytwin.app.deck.props.layers.filter(l => l.props.visible !== false)"
-                           ".map(l => l.id).join() === 'hue-buildings,events-pulse,events'", timeout=30000)
+                           ".map(l => l.id).filter(id => !id.startsWith('events')).join() === 'hue-buildings'",
+                           timeout=30000)
     wait_tiles(page)
     page.wait_for_timeout(1500)                       # a couple of software-rendered frames
     buildings = save(page, "buildings-only")
@@ -64,7 +66,7 @@ def test_unticking_a_layer_hides_its_features_on_the_map(stack, browser):
     page.locator(f"input.layer-toggle[data-layer='{air}']").click()
 
     page.wait_for_function(f"({pick})() === null", timeout=30000)
-    assert page.evaluate(f"citytwin.app.deck.props.layers.find(l => l.id === '{air}').props.visible") is False
+    assert page.evaluate(f"!citytwin.app.deck.props.layers.some(l => l.id === '{air}' && l.props.visible !== false)")
     save(page, "layer-hidden")
     assert remote(requests) == []
     page.context.close()
@@ -88,5 +90,28 @@ def test_the_page_is_vietnamese_first_and_switches_to_english(stack, browser):
     assert "Buildings" in page.locator("#layer-list").inner_text()
     assert page.locator("#alerts-title, #alert-panel h2").first.inner_text().startswith("Alerts")
     save(page, "lang-en")
+    assert remote(requests) == []
+    page.context.close()
+
+
+def test_the_city_draws_before_anything_else_loads_and_ward_names_come_from_the_labels_endpoint(stack, browser):
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    wait_tiles(page)
+    # The layer list is in the page: no /collections round trip precedes the first frame.
+    assert not [u for u in requests if u.split("?")[0].endswith("/collections")], "layer list fetched"
+    # The first frame drew the city's tiles only; points, labels and events came after it.
+    first = page.evaluate("citytwin.firstRender")
+    tiles_in = page.evaluate("Math.max(...citytwin.app.layers.filter(l => l.visible && l.mode === 'tiles')"
+                             ".map(l => l.tileArrived))")
+    assert first >= tiles_in, "the first render waits for the city's tiles"
+    later = page.evaluate("""() => performance.getEntriesByType('resource')
+        .filter(r => /\\/(items|labels)(\\?|$)|\\/api\\/events/.test(r.name)).map(r => r.startTime)""")
+    assert later and min(later) >= first, "layer data is asked for after the city's first frame"
+    # Ward names: one point per ward from /labels (a few KB), not every outline from /items.
+    page.wait_for_function("citytwin.app.layer('hue-wards').labels?.length >= 30", timeout=60000)
+    assert any("/collections/hue-wards/labels" in u for u in requests)
+    assert not any("/collections/hue-wards/items" in u for u in requests)
+    assert page.evaluate("citytwin.app.deck.props.layers.some(l => l.id === 'hue-wards--labels')")
     assert remote(requests) == []
     page.context.close()

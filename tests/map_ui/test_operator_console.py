@@ -39,6 +39,17 @@ def _new_event(page, known: list[int]) -> int:
     return handle.json_value()
 
 
+def _drawn_colour(layer: str, feature: str, expected: list[int]) -> str:
+    """The colour deck.gl draws a point with (its binary colour attribute), once it is ``expected``."""
+    return f"""() => {{
+        const deckLayer = citytwin.app.deck.props.layers.find(l => l.id === '{layer}');
+        const i = deckLayer ? deckLayer.props.features.findIndex(f => String(f.id) === '{feature}') : -1;
+        if (i < 0) return null;
+        const rgb = [...deckLayer.props.data.attributes.getFillColor.value.slice(4 * i, 4 * i + 3)];
+        return rgb.join() === '{",".join(map(str, expected))}' ? rgb : null;
+    }}"""
+
+
 def _pick(page, layer: str, position_js: str) -> str:
     return f"""() => {{
         const app = citytwin.app, p = {position_js};
@@ -112,11 +123,7 @@ def test_a_sensor_is_coloured_by_its_latest_reading_and_its_details_chart_recent
 
     # The live state change makes the page re-read the layer's latest readings.
     page.wait_for_function(f"citytwin.app.layer('{air}').latest.get('aq-0')?.pm25 === {values[-1]}", timeout=60000)
-    colour = page.evaluate(f"""() => {{
-        const app = citytwin.app, layer = app.layer('{air}');
-        const deckLayer = app.deck.props.layers.find(l => l.id === '{air}');
-        return deckLayer.props.getFillColor(layer.features.get('aq-0')).slice(0, 3);
-    }}""")
+    colour = page.wait_for_function(_drawn_colour(air, "aq-0", [143, 63, 151]), timeout=30000).json_value()
     assert colour == [143, 63, 151], "PM2.5 160 µg/m³ is VN_AQI 'very unhealthy' purple"
 
     where = "citytwin.app.layer('%s').features.get('aq-0').geometry.coordinates" % air
@@ -162,11 +169,7 @@ def test_a_device_reporting_inactive_greys_out_on_the_map_without_a_reload(stack
                              "deviceState": "inactive"})
     page.wait_for_function(f"citytwin.app.layer('{air}').features.get('aq-2').properties.status === 'inactive'",
                            timeout=30000)
-    colour = page.evaluate(f"""() => {{
-        const app = citytwin.app;
-        const deckLayer = app.deck.props.layers.find(l => l.id === '{air}');
-        return deckLayer.props.getFillColor(app.layer('{air}').features.get('aq-2')).slice(0, 3);
-    }}""")
+    colour = page.wait_for_function(_drawn_colour(air, "aq-2", [150, 150, 150]), timeout=30000).json_value()
     assert colour == [150, 150, 150], "an inactive device is drawn grey"
     assert page.evaluate("window.sameDocument") is True
     assert remote(requests) == []

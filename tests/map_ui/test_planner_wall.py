@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.map_ui.support import NGO_MON, open_map, remote, save
+import psycopg
+
+from tests.map_ui.support import NGO_MON, _database_url, open_map, remote, save
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +79,49 @@ def test_the_time_slider_replays_events_of_the_last_24_hours(stack, browser):
     page.locator("#time-slider").fill("1440")              # now: live again
     page.wait_for_selector(f"#alert-list li[data-event-id='{event_id}']", timeout=30000)
     assert page.evaluate("citytwin.moment") is None
+    assert remote(requests) == []
+    page.context.close()
+
+
+def _backdate(event_id: int, occurred_min_ago: int, acknowledged_min_ago: int) -> None:
+    """Move an event's history into the past, committed (the server reads it from its own process)."""
+    with psycopg.connect(_database_url(), autocommit=True) as db:
+        db.execute("UPDATE twin_geoevent SET occurred_at = now() - make_interval(mins => %s) WHERE id = %s",
+                   [occurred_min_ago, event_id])
+        db.execute("UPDATE twin_geoeventtransition SET at = now() - make_interval(mins => %s) "
+                   "WHERE event_id = %s AND to_status <> 'acknowledged'", [occurred_min_ago, event_id])
+        db.execute("UPDATE twin_geoeventtransition SET at = now() - make_interval(mins => %s) "
+                   "WHERE event_id = %s AND to_status = 'acknowledged'", [acknowledged_min_ago, event_id])
+
+
+def test_the_replay_shows_each_event_with_the_status_it_had_at_that_moment(stack, browser):
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    page.wait_for_function("citytwin.live === 'on'", timeout=60000)
+    known = page.evaluate("[...citytwin.app.store.events.keys()]")
+    stack.publisher.publish(stack.devices.topic("fa-1", "alert"),
+                            {"type": "Alert", "dateIssued": _iso(datetime.now(timezone.utc)), "category": "fire",
+                             "alarm": True})
+    event_id = page.wait_for_function(f"""() => {{
+        const known = new Set({known});
+        return [...citytwin.app.store.events.keys()].find((id) => !known.has(id)) ?? null;
+    }}""", timeout=30000).json_value()
+    page.evaluate(f"citytwin.app.store.transition({event_id}, 'acknowledged', 'replay test')")
+    # It happened two hours ago and was acknowledged half an hour ago.
+    _backdate(event_id, 120, 30)
+
+    item = f"#alert-list li[data-event-id='{event_id}']"
+    page.locator("#time-slider").fill("1380")              # one hour ago: it was still new
+    page.wait_for_function(f"citytwin.app.store.cutoff !== null && !!document.querySelector(\"{item}\")",
+                           timeout=30000)
+    assert "status-new" in page.locator(item).get_attribute("class"), "status as of the moment, not today's"
+    assert any("as_of=" in u for u in requests), "the replay asks the server for the status at that moment"
+    page.locator("#time-slider").fill("1425")              # fifteen minutes ago: acknowledged
+    page.wait_for_function(f"document.querySelector(\"{item}\")?.classList.contains('status-acknowledged')",
+                           timeout=30000)
+    page.locator("#time-slider").fill("1440")              # now: live again
+    page.wait_for_function("citytwin.moment === null", timeout=30000)
+    save(page, "replay-as-of")
     assert remote(requests) == []
     page.context.close()
 

@@ -45,6 +45,21 @@ def test_an_operator_gets_the_rights_the_console_needs(client, hue):
     assert user == {"name": "map-operator", "read_events": True, "handle_events": True, "read_private": True}
 
 
+def test_the_page_carries_the_layer_list_the_user_may_read_as_collections_gives_it(client, hue):
+    def ids(config):
+        return {c["id"] for c in config["collections"]}
+
+    anonymous = _config(client.get("/map/"))
+    public = client.get("/collections").json()["collections"]
+    # The same documents as /collections (feature counts included), minus observation series.
+    assert ids(anonymous) == {c["id"] for c in public if "." not in c["id"]}
+    wards = next(c for c in anonymous["collections"] if c["id"] == "hue-wards")
+    assert wards["x-citytwin"]["features"] >= 30 and wards["x-citytwin"]["kind"] == "admin_area"
+    _operator(client)
+    operator = _config(client.get("/map/"))
+    assert ids(anonymous) < ids(operator), "private layers only for a user who may read them"
+
+
 def test_the_language_switch_sets_english_for_the_page_and_its_script(client, hue):
     response = client.post("/map/i18n/setlang/", {"language": "en", "next": "/map/"})
     assert response.status_code == 302 and response["Location"] == "/map/"
