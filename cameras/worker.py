@@ -127,7 +127,19 @@ class CameraWorker:
             self._stream_alert("update", key, now, health)
         elif health == ONLINE and previous in (DEGRADED, OFFLINE) and self._generation:
             self._stream_alert("end", key, now, health)
+        self._publish_status(health, now)
         logger.warning("camera %s: %s → %s", self.spec.id, previous, health)
+
+    def _publish_status(self, health: str, now: datetime) -> None:
+        """The camera feature's own status (Device ``deviceState``): ``active`` or ``degraded``.
+
+        Offline is not said: the worker goes silent and the platform's offline
+        timer marks the camera offline, as for any device that stops talking.
+        """
+        state = {ONLINE: "active", DEGRADED: "degraded"}.get(health)
+        if state is not None:
+            self.publisher.publish(self.spec.id, "status", {"dateLastValueReported": self._stamp(now),
+                                                             "deviceState": state})
 
     def _stream_alert(self, kind: str, key: str, now: datetime, health: str) -> None:
         self._send(kind, {"id": key, "label": "camera", "category": "camera_stream",

@@ -171,7 +171,8 @@ class Device(StreamPayload):
     entity_type: ClassVar[str] = "Device"
     type: Literal["Device"] | None = None
     dateLastValueReported: AwareDatetime = _time("Time of this status report, ISO 8601 with zone")
-    deviceState: Literal["active", "inactive", "maintenance"] | None = None
+    # "degraded": still reporting but not fully working (a camera whose stream stalls, docs/cameras.md).
+    deviceState: Literal["active", "inactive", "maintenance", "degraded"] | None = None
     batteryLevel: float | None = Field(default=None, ge=0, le=1, description="Battery, 0..1")
     rssi: float | None = Field(default=None, ge=-200, le=0, description="Received signal strength, dBm")
     firmwareVersion: str | None = Field(default=None, max_length=60)

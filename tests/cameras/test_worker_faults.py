@@ -73,6 +73,8 @@ def test_a_source_that_never_opens_is_retried_with_back_off_and_goes_degraded_th
         time.sleep(0.05)
     worker.source.stop()
     assert DEGRADED in states and states[-1] == OFFLINE
+    # Never opened: its status never says active, and nothing claims offline (silence does).
+    assert {p["deviceState"] for _, stream, p in publisher.messages if stream == "status"} <= {"degraded"}
     # Silence while offline: the platform's offline timer takes over (no counts are published).
     counts = [p for _, stream, p in publisher.messages if stream == "counts"]
     assert all(c["streamState"] != OFFLINE for c in counts)
@@ -122,6 +124,9 @@ def test_a_stalled_http_stream_marks_the_camera_degraded_and_reconnects():
     stream_alerts = [p for p in detections(publisher) if p["after"].get("category") == "camera_stream"]
     assert stream_alerts and stream_alerts[0]["type"] == "new"
     assert stream_alerts[0]["after"]["detail"]["state"] == DEGRADED
+    # The camera feature's own status follows: active while frames flow, degraded when they stall.
+    states = [p["deviceState"] for _, stream, p in publisher.messages if stream == "status"]
+    assert states[:2] == ["active", "degraded"] and "active" in states[2:]
 
 
 def test_detection_messages_follow_a_new_update_end_lifecycle_with_ground_positions():

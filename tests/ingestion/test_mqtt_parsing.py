@@ -247,6 +247,17 @@ def test_a_device_may_report_maintenance_but_not_retire_itself(registered):
         mark_devices_seen({registered["s0"]: NOW}, {registered["s0"]: "retired"})
 
 
+def test_a_degraded_device_stays_degraded_while_it_reports_until_it_says_active(registered):
+    from twin.services import mark_devices_seen
+
+    sensor = registered["s0"]
+    mark_devices_seen({sensor: NOW}, {sensor: "degraded"})             # a camera whose stream stalls
+    mark_devices_seen({sensor: NOW + timedelta(seconds=5)})            # its counts keep coming
+    assert Feature.objects.get(pk=sensor).status == "degraded"
+    mark_devices_seen({sensor: NOW + timedelta(seconds=10)}, {sensor: "active"})
+    assert Feature.objects.get(pk=sensor).status == "active"
+
+
 def test_a_broken_broker_url_is_reported_by_the_system_check(settings):
     from ingestion.checks import check_ingest_config
 

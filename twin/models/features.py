@@ -29,6 +29,7 @@ class FeatureStatus(models.TextChoices):
     ACTIVE = "active", "Hoạt động / Active"
     INACTIVE = "inactive", "Ngừng hoạt động / Inactive"
     OFFLINE = "offline", "Mất kết nối / Offline"
+    DEGRADED = "degraded", "Suy giảm / Degraded"  # reporting, but not fully working (a stalling camera stream)
     MAINTENANCE = "maintenance", "Bảo trì / Maintenance"
     RETIRED = "retired", "Đã loại bỏ / Retired"
 

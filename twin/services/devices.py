@@ -18,7 +18,8 @@ from twin.models import FeatureStatus
 
 # What a device may say about itself. ``retired`` is an operator decision and
 # ``offline`` is concluded by the platform (a device cannot report it).
-DEVICE_SETTABLE_STATUSES = frozenset({FeatureStatus.ACTIVE, FeatureStatus.INACTIVE, FeatureStatus.MAINTENANCE})
+DEVICE_SETTABLE_STATUSES = frozenset({FeatureStatus.ACTIVE, FeatureStatus.INACTIVE, FeatureStatus.MAINTENANCE,
+                                      FeatureStatus.DEGRADED})
 
 _SQL = """
 UPDATE twin_feature AS f
@@ -43,7 +44,7 @@ def mark_devices_seen(seen: Mapping[int, datetime], statuses: Mapping[int, str] 
         only moves forward (a late, buffered reading does not rewind it).
     statuses
         feature id → status the device reported about itself (``active``,
-        ``inactive``, ``maintenance``). A device marked ``offline`` that
+        ``inactive``, ``maintenance``, ``degraded``). A device marked ``offline`` that
         reports again becomes ``active``; a ``retired`` one never changes.
     """
     statuses = statuses or {}
