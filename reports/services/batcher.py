@@ -100,6 +100,18 @@ class Batcher:
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result(result)
+            _drop_if_broken()
+
+
+def _drop_if_broken() -> None:
+    """After a database error, a connection that no longer works is closed; the next batch reconnects.
+
+    (What ``close_old_connections`` does at the end of a request, which never comes for this thread.)
+    """
+    if connection.connection is not None and connection.errors_occurred:
+        if not connection.is_usable():
+            connection.close()
+        connection.errors_occurred = False
 
 
 _batcher: Batcher | None = None
