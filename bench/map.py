@@ -6,7 +6,7 @@
     .venv/bin/python bench/map.py --points 10000 --seconds 8 --json out.json
 
 Starts ``manage.py runserver`` on the database of ``DATABASE_URL`` (a loaded city; ``make demo``
-loads Huế) and opens two pages in Debian's Chromium (SwiftShader WebGL, 1280×800, every host but
+loads Huế) and opens two pages, one at a time, in Debian's Chromium (SwiftShader WebGL, 1280×800, every host but
 127.0.0.1 unresolvable, every request recorded):
 
 * **console**: ``/map/`` as an operator sees it (a temporary operator user, removed afterwards):
@@ -167,6 +167,13 @@ def frame_time(page, start_js: str, frames_js: str, stop_js: str, seconds: float
     return {"frame_ms": median, "fps": 1000 / median if gaps else 0.0, "frames": len(stamps)}
 
 
+def open_page(context, requests: list[str]):
+    page = context.new_page()
+    page.on("websocket", lambda ws: requests.append(ws.url))
+    page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
+    return page
+
+
 def run(args) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -189,21 +196,27 @@ def run(args) -> dict:
             bare_url = (f"{base}/static/map_ui/bench/bare.html?lon={view['longitude']}&lat={view['latitude']}"
                         f"&zoom={view['zoom']}&pitch=50&bearing=-15&extrude={setup['extrude']}"
                         f"&layers={','.join(setup['slugs'])}")
-            bare, console = context.new_page(), context.new_page()
-            for page in (bare, console):
-                page.on("websocket", lambda ws: requests.append(ws.url))
-                page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
-            results["load"]["bare"] = load_times(bare, bare_url, "window.bench")
-            results["load"]["console"] = load_times(console, base + "/map/", "window.citytwin")
-            for n in args.points:
-                row = {}
-                row["bare"] = frame_time(bare, f"bench.startLive({n}, {bounds})", "bench.frames", "bench.stopLive()",
-                                         args.seconds)
-                row["console"] = frame_time(console, f"citytwin.app.startBench({n})", "citytwin.frames",
-                                            "citytwin.app.stopBench()", args.seconds)
-                results["points"][n] = row
-                print(f"{n:>9,} points: bare {row['bare']['frame_ms']:.0f} ms, console {row['console']['frame_ms']:.0f} ms",
-                      flush=True)
+            pages = {"bare": (bare_url, "window.bench"), "console": (base + "/map/", "window.citytwin")}
+            # Each page is measured alone (the other closed): an open second page, even idle,
+            # delayed the next page's script by seconds in this browser.
+            for name, (url, state) in pages.items():
+                page = open_page(context, requests)
+                results["load"][name] = load_times(page, url, state)
+                page.close()
+            frames = {n: {} for n in args.points}
+            for name, (url, state) in pages.items():
+                page = open_page(context, requests)
+                load_times(page, url, state)
+                for n in args.points:
+                    if name == "bare":
+                        frames[n][name] = frame_time(page, f"bench.startLive({n}, {bounds})", "bench.frames",
+                                                     "bench.stopLive()", args.seconds)
+                    else:
+                        frames[n][name] = frame_time(page, f"citytwin.app.startBench({n})", "citytwin.frames",
+                                                     "citytwin.app.stopBench()", args.seconds)
+                    print(f"{n:>9,} points, {name}: {frames[n][name]['frame_ms']:.0f} ms", flush=True)
+                page.close()
+            results["points"] = frames
             browser.close()
     finally:
         server.terminate()
