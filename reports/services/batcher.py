@@ -33,15 +33,27 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 LINGER_S = 0.003
+# Writer threads. Two were measured (one inserting while the other holds the layer's data-version
+# row lock until its commit): no gain on this machine (68.9 vs 68.8 reports/s at 32 submitters), so one.
+WRITERS = 1
 _STOP = object()
 
 
 class Batcher:
-    def __init__(self, max_batch: int = MAX_BATCH, linger_s: float = LINGER_S) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH, linger_s: float = LINGER_S, writers: int = WRITERS) -> None:
         self.max_batch, self.linger_s = max_batch, linger_s
         self.queue: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="reports-batcher", daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, name=f"reports-batcher-{i}", daemon=True)
+                        for i in range(writers)]
+        for thread in self.threads:
+            thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self.threads[0]
+
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self.threads)
 
     def submit(self, prepared) -> Future:
         future: Future = Future()
@@ -51,11 +63,13 @@ class Batcher:
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, then end the thread and close its connection."""
         self.queue.put(_STOP)
-        self.thread.join(timeout)
+        for thread in self.threads:
+            thread.join(timeout)
 
     def _take(self) -> list:
         batch = [self.queue.get()]
         if batch[0] is _STOP:
+            self.queue.put(_STOP)        # for the other writers
             return []
         deadline = time.monotonic() + self.linger_s
         while len(batch) < self.max_batch:
@@ -122,7 +136,7 @@ def batcher() -> Batcher:
     """The process's writer, started on first use."""
     global _batcher
     with _lock:
-        if _batcher is None or not _batcher.thread.is_alive():
+        if _batcher is None or not _batcher.alive():
             _batcher = Batcher()
         return _batcher
 
