@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import psycopg
 from django.contrib.gis.geos import Point
 from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils import timezone
 
 from ingestion.routing import Route, choose_ward, ward_candidates
 from reports.models import (ContactChannel, Notification, Report, ReportCategory, ReportMedia, Reporter,
@@ -207,7 +209,7 @@ def write_batch(items: list[Prepared], *, announce: bool = True) -> list[Report]
         Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
                  device_id=i.reporter.device_id, account_id=i.reporter.account_id, contact=i.reporter.contact)
         for r, (i, _) in zip(reports, accepted, strict=True) if not i.reporter.is_anonymous])
-    media = ReportMedia.objects.bulk_create([
+    media = insert_media([
         ReportMedia(report=r, kind=m.kind, stage="intake", content_type=m.content_type, data=m.data,
                     size=len(m.data), width=m.width, height=m.height)
         for r, (i, _) in zip(reports, accepted, strict=True) for m in i.media])
@@ -221,6 +223,36 @@ def write_batch(items: list[Prepared], *, announce: bool = True) -> list[Report]
     Notification.objects.bulk_create([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
                                       if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
     return reports
+
+
+_MEDIA_COLUMNS = ("report", "kind", "stage", "content_type", "data", "size", "width", "height", "created_at")
+
+
+def insert_media(rows: list[ReportMedia]) -> list[ReportMedia]:
+    """Insert media rows with the bytes sent as binary parameters; sets each row's ``pk``.
+
+    Why not ``bulk_create``: Django's PostgreSQL backend binds parameters on
+    the client, so a 233 KiB photo travelled as ~470 KiB of escaped SQL text
+    that the server parsed — 60 % of a batch's time (17 ms per photo). A
+    server-side-binding psycopg cursor on the same connection (same
+    transaction) sends the bytes as they are, all rows in one pipeline.
+    """
+    if not rows:
+        return rows
+    connection.ensure_connection()
+    now = timezone.now()
+    meta = ReportMedia._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in _MEDIA_COLUMNS)
+    sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
+           f"VALUES ({', '.join(['%s'] * len(_MEDIA_COLUMNS))}) RETURNING id")
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:  # Django's error types
+        cursor.executemany(sql, [(m.report_id, m.kind, m.stage, m.content_type, bytes(m.data), m.size, m.width,
+                                  m.height, now) for m in rows], returning=True)
+        for row in rows:
+            row.pk, row.created_at = cursor.fetchone()[0], now
+            row._state.adding, row._state.db = False, "default"
+            cursor.nextset()
+    return rows
 
 
 def _report(item: Prepared, route: Route) -> Report:
