@@ -42,6 +42,7 @@ export class EventStore {
     this.onChange = onChange;
     this.version = 0;
     this.cutoff = null;                 // time-slider moment (ms) or null for "now"
+    this.seen = new Map();              // id -> latest updated_at (ms) applied
     this.history = [];                  // the events as they stood at `cutoff` (status then), for the replay
   }
 
@@ -65,6 +66,11 @@ export class EventStore {
   }
 
   put(event, notify = true) {
+    // Messages can arrive out of order (an HTTP answer, then the socket's older announcement of the
+    // step before): a version older than the one held is ignored, closed events included.
+    const at = Date.parse(event.updated_at) || 0, held = this.seen.get(event.id) || 0;
+    if (at && at < held) return;
+    if (at) this.seen.set(event.id, at);
     if (OPEN.has(event.status)) {
       this.events.set(event.id, {...this.events.get(event.id), ...event, seenAt: performance.now()});
     } else {
