@@ -40,6 +40,7 @@ from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
 from shapely.geometry import Point
 
+from tests.ingestion.mqtt_support import wait_for  # noqa: F401 (also used by the map tests)
 from twin.models import City, Layer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,15 +61,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _database_url() -> str:
