@@ -51,5 +51,21 @@ await build({
   bundle: true, format: "esm", target: "es2022", minify: true, logLevel: "warning",
 });
 copyFileSync(join(root, "src", "bench", "bare.html"), join(out, "bench", "bare.html"));
+// loaders.gl falls back to worker scripts on unpkg.com when a loader runs in a worker. Ours run on
+// the main thread (loadOptions.worker = false), but no CDN address may ship at all: point the
+// fallback at a local path that does not exist (a 404 on 127.0.0.1, never a request outside), and
+// refuse to build if any other CDN address remains in what the browser loads.
+const LOADERS_CDN = ["https:", "", "unpkg.com", "@loaders.gl"].join("/");  // spelt in parts: this file is not served
+const CDN = /https?:\/\/(unpkg\.com|cdn\.jsdelivr\.net|cdnjs\.cloudflare\.com|api\.mapbox\.com|fonts\.googleapis\.com)/g;
+for (const file of ["app/map.js", "app/map.js.map", "bench/bare.js"]) {
+  const path = join(out, file);
+  const text = readFileSync(path, "utf8").replaceAll(LOADERS_CDN, "/static/map_ui/no-cdn/@loaders.gl");
+  const left = text.match(CDN);
+  if (left) {
+    console.error(`${file} still names a CDN (${[...new Set(left)].join(", ")}): the map must run offline`);
+    process.exit(1);
+  }
+  writeFileSync(path, text);
+}
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 console.log(`bundled src/main.js -> static/map_ui/app/map.js (${(bytes / 1024).toFixed(0)} KB with source map)`);
