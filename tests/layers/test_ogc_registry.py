@@ -37,7 +37,7 @@ def test_queryables_are_derived_from_the_kind_model_plus_core_columns():
     assert {"geometry", "name", "status", "height_m", "last_seen", "updated_at"} <= set(fields)
     assert fields["heading_deg"].type == "number" and fields["stream_url"].type == "string"
     assert "analytics" not in fields  # a list
-    assert fields["status"].enum == ("active", "inactive", "offline", "maintenance", "retired")
+    assert fields["status"].enum == ("active", "inactive", "offline", "degraded", "maintenance", "retired")
 
 
 def test_a_new_kind_is_served_with_one_registration(client, hue):
