@@ -105,7 +105,7 @@ def test_the_replay_shows_each_event_with_the_status_it_had_at_that_moment(stack
     event_id = page.wait_for_function("""() => {
         const fresh = [...citytwin.app.store.events.values()].filter((e) => e.status === 'new');
         return fresh.length ? fresh.sort((a, b) => b.id - a.id)[0].id : null;
-    }""", timeout=30000).json_value()
+    }""", timeout=60000).json_value()
     page.evaluate(f"citytwin.app.store.transition({event_id}, 'acknowledged', 'replay test')")
     # It happened two hours ago and was acknowledged half an hour ago.
     _backdate(event_id, 120, 30)
@@ -113,14 +113,14 @@ def test_the_replay_shows_each_event_with_the_status_it_had_at_that_moment(stack
     item = f"#alert-list li[data-event-id='{event_id}']"
     page.locator("#time-slider").fill("1380")              # one hour ago: it was still new
     page.wait_for_function(f"citytwin.app.store.cutoff !== null && !!document.querySelector(\"{item}\")",
-                           timeout=30000)
+                           timeout=60000)
     assert "status-new" in page.locator(item).get_attribute("class"), "status as of the moment, not today's"
     assert any("as_of=" in u for u in requests), "the replay asks the server for the status at that moment"
     page.locator("#time-slider").fill("1425")              # fifteen minutes ago: acknowledged
     page.wait_for_function(f"document.querySelector(\"{item}\")?.classList.contains('status-acknowledged')",
-                           timeout=30000)
+                           timeout=60000)
     page.locator("#time-slider").fill("1440")              # now: live again
-    page.wait_for_function("citytwin.moment === null", timeout=30000)
+    page.wait_for_function("citytwin.moment === null", timeout=60000)
     save(page, "replay-as-of")
     assert remote(requests) == []
     page.context.close()
