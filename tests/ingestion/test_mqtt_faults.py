@@ -133,7 +133,8 @@ def test_a_worker_process_killed_mid_stream_loses_nothing_and_stores_nothing_twi
         wait_for(lambda: len(devices.observations()) >= 50, what="the first rows")
         worker.kill()                                   # kill -9: no flush, no acks, no goodbye
         worker.wait(10)
-        assert retained(availability) == b"offline"     # the broker published the last will
+        # The broker publishes the last will once it has noticed the dropped connection: wait for it.
+        wait_for(lambda: retained(availability, timeout=0.5) == b"offline", what="the broker to publish the last will")
         expected |= _stream(devices, publisher, 600, 200)   # published while no worker runs
         worker = _run_ingest(tmp_path, name)
         wait_for(lambda: len(devices.observations()) >= len(expected), timeout=40, what="all 800 readings")
