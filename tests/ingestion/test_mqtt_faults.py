@@ -54,11 +54,18 @@ def rows_locked(feature_ids: list[int]) -> Iterator[psycopg.Connection]:
 
 
 def _blocked_backends(locker: psycopg.Connection) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> ALL(%s) "
-                       "AND wait_event_type = 'Lock'", [[connection.connection.info.backend_pid,
-                                                         locker.info.backend_pid]])
-        return [row[0] for row in cursor.fetchall()]
+    """The backends now waiting on a lock, read outside any transaction.
+
+    Not through the test's connection: inside a transaction PostgreSQL keeps
+    the first snapshot of ``pg_stat_activity`` it read, so a poll that began
+    before the worker blocked would never see it block.
+    """
+    with psycopg.connect(_conninfo(), autocommit=True) as observer:
+        rows = observer.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> ALL(%s) "
+            "AND wait_event_type = 'Lock'",
+            [[connection.connection.info.backend_pid, locker.info.backend_pid, observer.info.backend_pid]]).fetchall()
+    return [row[0] for row in rows]
 
 
 def test_database_connection_killed_mid_commit_is_retried_without_loss_or_duplicates(
