@@ -38,6 +38,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from shapely.geometry import Point
 
 from tests.ingestion.mqtt_support import wait_for  # noqa: F401 (also used by the map tests)
@@ -297,6 +298,38 @@ def open_map(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_function("window.citytwin && window.citytwin.ready && window.citytwin.renders > 2",
                            timeout=START_S * 1000)
+
+
+# What the page held, for a wait's failure message: the time-slider moment, the events the store
+# shows and holds, the alert list as drawn and the page's own errors.
+PAGE_STATE_JS = """() => {
+  const app = window.citytwin?.app;
+  if (!app) return {script: "not started"};
+  const s = app.store, brief = (e) => [e.id, e.status, e.occurred_at];
+  return {ready: citytwin.ready, live: citytwin.live, moment: app.moment, cutoff: s.cutoff, errors: citytwin.errors.slice(-5),
+    history: s.history.length + " " + JSON.stringify(s.history.slice(0, 12).map(brief)),
+    open: s.events.size + " " + JSON.stringify([...s.events.values()].slice(0, 12).map(brief)),
+    listed: [...document.querySelectorAll("#alert-list li")].slice(0, 12).map((li) => `${li.dataset.eventId}:${li.className}`),
+    wallView: citytwin.wallView ?? null};
+}"""
+
+
+def wait_page(page: Page, condition: str, timeout_s: float, what: str, *, context=None):
+    """``page.wait_for_function`` whose failure says what the page held (and ``context()``, if given).
+
+    Why: a bare Playwright timeout tells nothing about which half of a condition failed, so a CI
+    failure could not be diagnosed after the fact.
+    """
+    try:
+        return page.wait_for_function(condition, timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        try:
+            state = page.evaluate(PAGE_STATE_JS)
+        except Exception as exc:  # noqa: BLE001 (a crashed page: say so)
+            state = f"unreadable: {exc}"
+        extra = f"; {context()}" if context else ""
+        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; the page held "
+                    f"{json.dumps(state, ensure_ascii=False, default=str)[:4000]}{extra}")
 
 
 def wait_tiles(page: Page, timeout_s: float = 60) -> None:
