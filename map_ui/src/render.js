@@ -88,12 +88,15 @@ function polygonSiteLayer(layer) {
   });
 }
 
-/** The colour of one point: offline grey, then kind rules, then the layer's default. */
+/**
+ * The colour of one point: offline grey, then kind rules, then the layer's default. In a replay
+ * (`layer.replay`, set by timeline.js) readings and offline come from that moment, not today.
+ */
 function pointColour(layer, feature, fallback) {
-  const p = feature.properties || {};
-  if (isOffline(p)) return GREY;
+  const p = feature.properties || {}, past = layer.replay;
+  if (past ? past.offline.has(String(feature.id)) : isOffline(p)) return GREY;
   if (layer.kind === "sensor") {
-    return readingColour(p.sensor_type, layer.latest.get(String(feature.id)), p.thresholds) || fallback;
+    return readingColour(p.sensor_type, (past?.latest ?? layer.latest).get(String(feature.id)), p.thresholds) || fallback;
   }
   if (layer.kind === "citizen_report") return reportColour(p.report_status || p.status);
   return fallback;
