@@ -140,7 +140,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
     rows: list[ObservationRow] = []
     seen: dict[int, datetime] = {}
     statuses: dict[int, str] = {}
-    moved: dict[int, tuple[float, float, datetime]] = {}
+    latest: dict[int, Reading] = {}                  # each feature's newest reading, for the live map
     previous = None
     for reading in ordered:
         key = (reading.feature_id, reading.time)
@@ -150,8 +150,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
         rows.append(ObservationRow(reading.feature_id, reading.time, reading.values,  # type: ignore[arg-type]
                                    reading.lon, reading.lat))
         seen[reading.feature_id] = reading.time       # ordered: the last one is the latest
-        if reading.lon is not None and reading.lat is not None:
-            moved[reading.feature_id] = (reading.lon, reading.lat, reading.time)
+        latest[reading.feature_id] = reading
         if reading.stream == "status" and reading.values.get("deviceState"):
             statuses[reading.feature_id] = reading.values["deviceState"]
     report = CommitReport(readings=len(readings))
@@ -159,8 +158,8 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
         seen = liveness.due(seen, statuses)
         statuses = {fid: status for fid, status in statuses.items() if fid in seen}
     with transaction.atomic():
-        if moved:   # registered first: runs before the liveness announcement, which it makes redundant
-            transaction.on_commit(partial(announce_moves, moved))
+        if latest:   # registered first: runs before the liveness announcement, which it makes redundant
+            transaction.on_commit(partial(announce_readings, latest))
         if rows:
             report.inserted = record_observations(rows).inserted
         report.devices = mark_devices_seen(seen, statuses)
@@ -170,15 +169,15 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
     return report
 
 
-def announce_moves(moved: dict[int, tuple[float, float, datetime]]) -> None:
-    """After the commit: push moving features' new positions live (never fails the write)."""
+def announce_readings(latest: dict[int, Reading]) -> None:
+    """After the commit: push each feature's newest values and position live (never fails the write)."""
     module = getattr(settings, "LIVE_ANNOUNCER", "")
     if not module:
         return
     try:
-        import_string(f"{module}.features_moved")(moved)
+        import_string(f"{module}.features_read")(latest)
     except Exception:
-        logger.exception("could not announce the positions of %d moving features", len(moved))
+        logger.exception("could not announce the readings of %d features", len(latest))
 
 
 def _key(reading: Reading) -> tuple[int, datetime]:

@@ -14,6 +14,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
+
+from django.db import connection
 
 from ingestion.live.payloads import dumps, event_city, event_message, feature_states, load_event
 from ingestion.live.publisher import get_publisher
@@ -72,43 +75,150 @@ def features_changed(feature_ids: Iterable[int]) -> None:
             publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(message))
 
 
-def _moved_due(fid: int, lon: float, lat: float, now: float, interval: float) -> bool:
-    with _SeenMemory.lock:
-        previous = _SeenMemory.positions.get(fid)
-        if previous is not None and ((previous[0], previous[1]) == (lon, lat) or now - previous[2] < interval):
-            return False
-        _SeenMemory.positions[fid] = (lon, lat, now)
-        return True
+# A feature's newest reading of a batch: (lon, lat, time, values); lon/lat None for a fixed
+# device, values None for a position alone.
+Fix = tuple[float | None, float | None, datetime, Mapping[str, Any] | None]
+MAX_VALUE_KEYS = 24
+MAX_VALUE_TEXT = 64
+
+
+class _Readings:
+    """Per process: when each feature's reading was last announced, and what waits for its turn.
+
+    A feature's reading goes out at most every ``position_interval_s``; a newer
+    one inside the interval waits in ``pending`` (the newest replaces it) and
+    one timer thread sends what is due when its interval ends, so the map
+    always ends on the latest value, not the first of a burst.
+    """
+
+    sent: dict[int, float] = {}
+    pending: dict[int, Fix] = {}
+    timer: threading.Timer | None = None
+
+
+def map_values(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The members the map colours by: numbers, booleans and short texts, at most 24 (no nested data)."""
+    if not values:
+        return None
+    found: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= MAX_VALUE_TEXT):
+            found[key] = value
+            if len(found) >= MAX_VALUE_KEYS:
+                break
+    return found or None
+
+
+def features_read(readings: Mapping[int, Any]) -> None:
+    """Publish the newest committed reading of each feature of a batch: its values and any position.
+
+    ``readings``: feature id → the newest reading of a committed batch (an
+    :class:`ingestion.messages.Reading`; ``lon``/``lat``/``time``/``values``/
+    ``stream`` are read). Device status readings are left to
+    :func:`features_changed`. A feature is announced at most once per
+    ``position_interval_s`` (the latest reading then); the message is its
+    state message plus ``values``/``observed_at`` and, for a moving feature,
+    the reported point and ``position_at``. The work is per feature of the
+    batch, never per message.
+    """
+    _announce({fid: (r.lon, r.lat, r.time, r.values) for fid, r in readings.items() if r.stream != "status"})
 
 
 def features_moved(positions: Mapping[int, tuple[float, float, datetime]]) -> None:
-    """Publish the newest committed position of moving features (boats, trackers).
+    """Publish the newest committed position of moving features (boats, trackers), without values.
 
     ``positions``: feature id → (lon, lat, time) of its newest reading in a
-    committed batch. A feature is announced when its position changed, at
-    most once per ``position_interval_s`` (the map animates between fixes);
-    the message is the feature's state message with the reported point as
-    its geometry and ``position_at``, so viewport filtering uses where the
-    boat is now.
+    committed batch. Same coalescing as :func:`features_read`; an unchanged
+    position is never republished.
     """
+    _announce({fid: (lon, lat, at, None) for fid, (lon, lat, at) in positions.items()})
+
+
+def _announce(fixes: Mapping[int, Fix]) -> None:
     publisher = get_publisher()
-    interval, root = publisher.cfg.position_interval_s, publisher.cfg.topic_root
-    now = time.monotonic()
-    due = {fid: p for fid, p in positions.items() if _moved_due(fid, p[0], p[1], now, interval)}
+    interval, now = publisher.cfg.position_interval_s, time.monotonic()
+    due: dict[int, Fix] = {}
+    with _SeenMemory.lock:
+        for fid, fix in fixes.items():
+            last = _Readings.sent.get(fid)
+            if last is None or now - last >= interval:
+                _Readings.sent[fid] = now
+                _Readings.pending.pop(fid, None)
+                due[fid] = fix
+            else:
+                _Readings.pending[fid] = fix
+        _schedule(interval)
+    _publish_fixes(publisher, due, now)
+
+
+def _schedule(interval: float) -> None:
+    """One timer for every waiting reading (called with the lock held)."""
+    if not _Readings.pending or _Readings.timer is not None:
+        return
+    first = min(_Readings.sent.get(fid, 0.0) for fid in _Readings.pending)
+    timer = threading.Timer(max(0.0, first + interval - time.monotonic()) + 0.01, _flush_pending)
+    timer.daemon = True
+    _Readings.timer = timer
+    timer.start()
+
+
+def _flush_pending() -> None:
+    """The timer: send the waiting readings whose interval has passed, on this thread's own connection."""
+    try:
+        publisher = get_publisher()
+        interval, now = publisher.cfg.position_interval_s, time.monotonic()
+        with _SeenMemory.lock:
+            _Readings.timer = None
+            ready = {fid: fix for fid, fix in _Readings.pending.items()
+                     if now - _Readings.sent.get(fid, 0.0) >= interval}
+            for fid in ready:
+                del _Readings.pending[fid]
+                _Readings.sent[fid] = now
+            _schedule(interval)
+        _publish_fixes(publisher, ready, now)
+    except Exception:   # never let a timer thread die loudly: the next reading brings the state
+        logger.exception("could not announce waiting readings")
+    finally:
+        connection.close()
+
+
+def _publish_fixes(publisher, due: Mapping[int, Fix], now: float) -> None:
+    root = publisher.cfg.topic_root
     for state in feature_states(due):
-        lon, lat, at = due[state.fid]
+        lon, lat, at, raw = due[state.fid]
+        values, moving = map_values(raw), lon is not None and lat is not None
+        if not values and not moving:
+            continue         # a reading with nothing the map shows
         message = state.message()
-        message["geometry"] = {"type": "Point", "coordinates": [lon, lat]}
-        message["position_at"] = at.isoformat()
-        publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(message))
-        with _SeenMemory.lock:   # it carries status and last_seen too: no separate liveness message
+        with _SeenMemory.lock:
+            previous = _SeenMemory.positions.get(state.fid)
+            if moving and not values and previous is not None and (previous[0], previous[1]) == (lon, lat):
+                continue     # nothing new to show
+            if moving:
+                _SeenMemory.positions[state.fid] = (lon, lat, now)
+            elif previous is not None:
+                lon, lat = previous[0], previous[1]
+            # It carries status and last_seen too: no separate liveness message.
             _SeenMemory.announced[state.fid] = (state.status, now)
+        if lon is not None and lat is not None:
+            message["geometry"] = {"type": "Point", "coordinates": [lon, lat]}
+        if moving:
+            message["position_at"] = at.isoformat()
+        if values:
+            message["values"] = values
+            message["observed_at"] = at.isoformat()
+        publisher.publish(feature_topic(root, state.city, state.layer, state.external_id), dumps(message))
 
 
 def reset_memory() -> None:
     with _SeenMemory.lock:
         _SeenMemory.announced.clear()
         _SeenMemory.positions.clear()
+        if _Readings.timer is not None:
+            _Readings.timer.cancel()
+            _Readings.timer = None
+        _Readings.sent.clear()
+        _Readings.pending.clear()
 
 
-__all__ = ["event_changed", "features_changed", "features_moved", "reset_memory"]
+__all__ = ["event_changed", "features_changed", "features_moved", "features_read", "map_values", "reset_memory"]
