@@ -60,6 +60,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                          {"type": "string", "enum": ["json", "table", *FILE_FORMATS], "default": "json"}),
     "exportFormat": _query("f", "File format of the export",
                            {"type": "string", "enum": list(FILE_FORMATS)}, required=True),
+    "latestDatetime": _query("datetime", "The moment, an RFC 3339 instant (default now)",
+                             {"type": "string", "format": "date-time"}),
+    "latestLimit": _query("limit", "Page size over the layer's features, 1 to 10000",
+                          {"type": "integer", "minimum": 1, "maximum": 10000, "default": 5000}),
     "layer": _path("layer", "Layer slug"),
     "z": _path("z", "Zoom level", {"type": "integer", "minimum": 0}),
     "x": _path("x", "Tile column", {"type": "integer", "minimum": 0}),
@@ -121,6 +125,10 @@ def paths(responses) -> dict[str, Any]:
         "/collections/{collectionId}/labels": {"get": _operation(
             "One label point per named feature (inside its polygon), for map labels without outlines",
             "getLabelPoints", "spatial", common, responses({"application/geo+json": {"schema": {"type": "object"}}}))},
+        "/collections/{collectionId}/latest": {"get": _operation(
+            "Each feature's latest observed values (and whether it was offline) as of a moment", "getLatestReadings",
+            "spatial", [*common, "latestDatetime", "latestLimit", "offset"],
+            responses({"application/json": {"schema": {"type": "object"}}}))},
         "/tiles": {"get": _operation("Tile sets the caller may read", "getTileSets", "tiles", [],
                                      responses({"application/json": {"schema": {"type": "object"}}},
                                                not_found=False))},

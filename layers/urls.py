@@ -6,6 +6,7 @@ Each module adds its own patterns here.
 from django.urls import re_path
 
 from layers import api as ogc_api
+from layers import latest
 from layers import spatial_api
 from layers import tiles
 
@@ -50,3 +51,5 @@ spatial_patterns = [
     re_path(rf"^collections/{_ID}/labels/?$", spatial_api.labels_view, name="spatial-labels"),
 ]
 urlpatterns += spatial_patterns
+# Each feature's latest observed values as of a moment (layers/latest.py): the map's replay.
+urlpatterns += [re_path(rf"^collections/{_ID}/latest/?$", latest.latest_view, name="layers-latest")]
