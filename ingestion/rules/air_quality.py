@@ -68,6 +68,12 @@ def _window_keys(hour: datetime) -> tuple[str, ...]:
     return tuple(iso(hour - i * HOUR) for i in range(NOWCAST_HOURS))
 
 
+@functools.lru_cache(maxsize=256)
+def _hour_key(hour: datetime) -> str:
+    """:func:`iso` of a clock hour: every station of every batch formats the same few."""
+    return iso(hour)
+
+
 def series(hours: Mapping[str, Mapping[str, list[float]]], pollutant: str, hour: datetime) -> list[float | None]:
     """The 12 hourly means ending at ``hour``, most recent first (None = no data)."""
     out: list[float | None] = []
@@ -152,7 +158,7 @@ class AirQualityRule(Rule):
                     last = reading.time
         if last is not None and by_hour:
             st["last_time"] = iso(last)
-        return {iso(hour): sums for hour, sums in by_hour.items()}
+        return {_hour_key(hour): sums for hour, sums in by_hour.items()}
 
     def _judge(self, row, device: Device, hour: datetime, result: AqiResult) -> str | None:
         """One hour's verdict on the episode: "open", "hold" (it lasts), "close", or None (no episode)."""

@@ -27,6 +27,7 @@ from ingestion.messages import Reading
 from ingestion.rules.base import Rule, RuleConfig
 from ingestion.rules.context import BatchContext, Device, load_devices
 from ingestion.rules.episodes import Alert, close, iso, lock_states, open_or_update, parse_iso, save_states
+from twin.services.sql import bound_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ SELECT f.id, f.external_id, l.kind, f.properties->>'sensor_type', f.last_seen,
 _SEEN_SQL = """
 INSERT INTO ingestion_rulestate (rule, subject, state, updated_at)
 SELECT %(rule)s, s.subject, jsonb_build_object('last_reading', s.t), now()
-  FROM unnest(%(subjects)s::text[], %(times)s::text[]) AS s(subject, t)
+  FROM unnest(%(subjects)b::text[], %(times)b::text[]) AS s(subject, t)
  ORDER BY s.subject
 ON CONFLICT (rule, subject) DO UPDATE
    SET state = ingestion_rulestate.state || jsonb_build_object('last_reading',
@@ -111,7 +112,7 @@ class OfflineRule(Rule):
             key = str(reading.feature_id)
             newest[key] = max(newest.get(key, reading.time), reading.time)
         subjects = sorted(newest)
-        with connection.cursor() as cursor:
+        with bound_cursor() as cursor:         # bound: arrays not escaped into the SQL text (every batch)
             cursor.execute(_SEEN_SQL, {"rule": self.name, "subjects": subjects,
                                        "times": [iso(newest[s]) for s in subjects]})
             back = sorted(subject for subject, event_id in cursor.fetchall() if event_id is not None)
