@@ -34,10 +34,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from django.contrib.gis.geos import GEOSGeometry, Point
 from django.db import connection
+from django.db.models import F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.models import AdminArea, AdminLevel, Agency
@@ -123,16 +125,27 @@ class Route:
         }
 
 
+# One statement for any number of points (an events batch, a batch of citizen reports): the points
+# travel as arrays and each candidate row carries its point's position ``i`` (1-based). One point is
+# the same statement with arrays of one, so single and batch routing cannot drift apart. The bounding
+# box test comes first and alone (a ward that covers the point always passes it: margin ≥ 0), so
+# each point is an index scan on the GiST index; under an OR the planner compared every pair. The
+# planar ST_DWithin in degrees (margin > tolerance, see _index_margin) spares the costly geodesic
+# distance to the outlines of the neighbouring wards whose box holds the point but which are far.
 _CANDIDATES_SQL = """
-SELECT id, code, ST_Covers(geom, p.g) AS covers,
-       CASE WHEN ST_Covers(geom, p.g) THEN 0
-            ELSE ST_Distance(geom::geography, p.g::geography) END AS distance_m
-  FROM twin_adminarea, (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g) AS p
- WHERE level = %(level)s
-   AND (ST_Covers(geom, p.g)
-        OR (geom && ST_Expand(p.g, %(margin)s)
-            AND ST_DWithin(geom::geography, p.g::geography, %(tol)s)))
- ORDER BY code
+SELECT p.i, a.id, a.code, ST_Covers(a.geom, p.g) AS covers,
+       CASE WHEN ST_Covers(a.geom, p.g) THEN 0
+            ELSE ST_Distance(a.geom::geography, p.g::geography) END AS distance_m
+  FROM (SELECT u.i, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) AS g, u.margin
+          FROM unnest(%(lon)s::float8[], %(lat)s::float8[], %(margin)s::float8[])
+               WITH ORDINALITY AS u(lon, lat, margin, i)) AS p
+  JOIN twin_adminarea a
+    ON a.level = %(level)s
+   AND a.geom && ST_Expand(p.g, p.margin)
+   AND (ST_Covers(a.geom, p.g)
+        OR (ST_DWithin(a.geom, p.g, p.margin)
+            AND ST_DWithin(a.geom::geography, p.g::geography, %(tol)s)))
+ ORDER BY p.i, a.code
 """
 
 
@@ -151,12 +164,24 @@ def _index_margin(lat: float, metres: float) -> float:
 
 def ward_candidates(point: Point, tolerance_m: float) -> list[Candidate]:
     """Wards covering ``point`` or within ``tolerance_m`` of it, by code."""
-    params = {"lon": point.x, "lat": point.y, "level": AdminLevel.WARD, "tol": tolerance_m,
-              "margin": _index_margin(point.y, tolerance_m)}
+    return ward_candidates_many([point], tolerance_m)[0]
+
+
+def ward_candidates_many(points: Sequence[Point], tolerance_m: float) -> list[list[Candidate]]:
+    """:func:`ward_candidates` of every point (EPSG:4326), in order, with one query.
+
+    Why: a batch (of reports, of events) would otherwise pay one round trip per point.
+    """
+    if not points:
+        return []
+    params = {"lon": [p.x for p in points], "lat": [p.y for p in points], "level": AdminLevel.WARD,
+              "tol": tolerance_m, "margin": [_index_margin(p.y, tolerance_m) for p in points]}
+    out: list[list[Candidate]] = [[] for _ in points]
     with connection.cursor() as cursor:
         cursor.execute(_CANDIDATES_SQL, params)
-        return [Candidate(code=code, area_id=pk, covers=covers, distance_m=float(dist))
-                for pk, code, covers, dist in cursor.fetchall()]
+        for i, pk, code, covers, dist in cursor.fetchall():
+            out[i - 1].append(Candidate(code=code, area_id=pk, covers=covers, distance_m=float(dist)))
+    return out
 
 
 def choose_ward(candidates: list[Candidate]) -> tuple[Candidate | None, str]:
@@ -202,24 +227,47 @@ class Router:
     def agency_for(self, ward: AdminArea | None, province: AdminArea | None,
                    category: str) -> tuple[Agency | None, str | None]:
         """The first agency along the chain, and the step that found it."""
+        return self.agencies_for([(ward, province, category)])[0]
+
+    def agencies_for(self, keys: Sequence[tuple[AdminArea | None, AdminArea | None, str]]
+                     ) -> list[tuple[Agency | None, str | None]]:
+        """:meth:`agency_for` of every ``(ward, province, category)``, with two queries in all.
+
+        The agencies of every area involved (their categories included) and
+        the city-wide agencies the chain may name are read once; each key then
+        walks the chain over them. An area step matches an agency of that area
+        whose categories hold the category (``*`` for the default steps); the
+        lowest code wins. Why: a batch of reports would otherwise pay up to six
+        queries per new (ward, category).
+        """
+        areas = {a.pk for w, p, _ in keys for a in (w, p) if a is not None}
+        by_area: dict[int, list[Agency]] = {}
+        for agency in (Agency.objects.filter(jurisdiction__in=areas).annotate(area_ref=F("jurisdiction"))
+                       .order_by("code") if areas else ()):
+            by_area.setdefault(agency.area_ref, []).append(agency)
+        city_codes = set(self.cfg.city_categories.values()) | ({self.cfg.fallback_agency} - {None})
+        by_code = {a.code: a for a in Agency.objects.filter(code__in=city_codes)} if city_codes else {}
+        return [self._walk(ward, province, category, by_area, by_code) for ward, province, category in keys]
+
+    def _walk(self, ward, province, category, by_area, by_code) -> tuple[Agency | None, str | None]:
         areas = {"ward": ward, "province": province}
         for step in self.cfg.chain:
             where, match = STEPS[step]
             if where == "city":
                 code = self.cfg.city_categories.get(category) if match == "category" else self.cfg.fallback_agency
-                agency = Agency.objects.filter(code=code).first() if code else None
+                agency = by_code.get(code) if code else None
                 if code and agency is None:
                     logger.warning("routing step %s names agency %r, which is not loaded", step, code)
             elif areas[where] is None:
                 continue
             else:
-                wanted = [category] if match == "category" else [DEFAULT_HANDLER]
-                agency = (Agency.objects.filter(jurisdiction=areas[where], categories__overlap=wanted)
-                          .order_by("code").first())
+                wanted = category if match == "category" else DEFAULT_HANDLER
+                agency = next((a for a in by_area.get(areas[where].pk, ()) if wanted in a.categories), None)
             if agency is not None:
                 return agency, step
         return None, None
 
 
 __all__ = ["Candidate", "DEFAULT_CHAIN", "Route", "Router", "RoutingConfig", "STEPS", "choose_ward",
-           "ward_candidates"]
+           "ward_candidates",
+           "ward_candidates_many"]

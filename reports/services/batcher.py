@@ -7,7 +7,7 @@ it and wait on a future; one writer thread takes whatever is queued (up to
 files it with :func:`reports.services.filing.file_batch` on its own
 connection, and resolves each future with the stored report or its error
 only after the commit — a citizen never gets a confirmation for a report
-that was rolled back.
+that was rolled back — then announces the batch's new events live, once.
 
 Why a thread and not per-request transactions: the reports layer's
 data-version row is locked by each feature write until commit, so
@@ -97,7 +97,7 @@ class Batcher:
         return batch
 
     def _run(self) -> None:
-        from reports.services.filing import file_batch
+        from reports.services.filing import announce_filed, file_batch
 
         while True:
             batch = self._take()
@@ -114,6 +114,7 @@ class Batcher:
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result(result)
+            announce_filed([r for r in results if not isinstance(r, BaseException)])  # once per batch
             _drop_if_broken()
 
 

@@ -27,11 +27,13 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.contrib.gis.geos import Point
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from ingestion.routing import Route, choose_ward, ward_candidates
+from ingestion.routing import Route, choose_ward, ward_candidates_many
 from reports.models import (ContactChannel, Notification, Report, ReportCategory, ReportMedia, Reporter,
                             ReportStatus, ReportStep)
 from reports.services import notify, publish
@@ -58,16 +60,17 @@ class Prepared:
     media: tuple[CleanMedia, ...]
     reported_at: datetime
     actor_label: str
-    route: Route | None = None  # set by route_and_check (in the caller's thread, or by file_batch)
+    route: Route | None = None  # set by file_batch (one candidates query for the batch's drafts)
 
 
 class RouteCache:
     """Routing: ``Router``'s own steps, with the per-(ward, category) decision remembered.
 
-    Per point: :func:`ingestion.routing.ward_candidates` and
-    :func:`~ingestion.routing.choose_ward` (the same candidates and rule as
-    ``Router.route``, always computed); the ward row and ``Router.agency_for(ward,
-    province, category)`` — the chain's 1–6 agency queries — are remembered
+    Per point: the ward candidates (:func:`ingestion.routing.ward_candidates_many`,
+    one query for a whole batch) and :func:`~ingestion.routing.choose_ward` (the same
+    candidates and rule as ``Router.route``, always computed); the ward row and
+    the chain's decision (``Router.agencies_for``: ``agency_for`` of every new
+    (ward, province, category) of the batch, two queries in all) are remembered
     per (ward, province, category) for ``ttl_s`` seconds. Any change to an
     agency, its jurisdiction or an area in this process, or :func:`reset_router`,
     forgets them at once (signals below); a change made by another process
@@ -111,25 +114,37 @@ class RouteCache:
         return copy.copy(found)
 
     def route(self, point: Point, category: str) -> Route:
+        return self.route_many([(point, category)])[0]
+
+    def route_many(self, items: list[tuple[Point, str]]) -> list[Route]:
+        """Routes of ``(point, category)`` pairs, in order: one candidates query for all the points."""
         rtr = router()
         wards, agencies = self._memory()
-        candidates = ward_candidates(point, rtr.cfg.boundary_tolerance_m)
-        chosen, rule = choose_ward(candidates)
-        if chosen is None:
-            return route_report(point, category)
-        ward = wards.get(chosen.area_id)
-        if ward is None:
-            ward = wards[chosen.area_id] = AdminArea.objects.select_related("parent").get(pk=chosen.area_id)
-        province = ward.parent if ward.parent and ward.parent.level == AdminLevel.PROVINCE else None
-        if province is None:
-            return route_report(point, category)
-        key = (ward.pk, province.pk, category)
-        decision = agencies.get(key)
-        if decision is None:
-            decision = agencies[key] = rtr.agency_for(ward, province, category)
-        agency, step = decision
-        return Route(ward=ward, province=province, agency=agency, step=step, rule=rule,
-                     candidates=tuple(candidates), tolerance_m=rtr.cfg.boundary_tolerance_m)
+        tolerance = rtr.cfg.boundary_tolerance_m
+        found = ward_candidates_many([point for point, _ in items], tolerance)
+        chosen = [choose_ward(candidates) for candidates in found]
+        missing = {c.area_id for c, _ in chosen if c is not None and c.area_id not in wards}
+        if missing:
+            wards.update(AdminArea.objects.select_related("parent").in_bulk(missing))
+        places = []
+        for candidates, (ward_choice, rule) in zip(found, chosen, strict=True):
+            ward = wards[ward_choice.area_id] if ward_choice is not None else None
+            province = (ward.parent if ward is not None and ward.parent and ward.parent.level == AdminLevel.PROVINCE
+                        else None)
+            places.append((ward, province))
+        todo = {(w.pk, p.pk, cat): (w, p, cat) for (w, p), (_, cat) in zip(places, items, strict=True)
+                if p is not None and (w.pk, p.pk, cat) not in agencies}
+        agencies.update(zip(todo, rtr.agencies_for(list(todo.values())), strict=True))   # the chain, 2 queries
+        out: list[Route] = []
+        for (point, category), candidates, (_, rule), (ward, province) in zip(items, found, chosen, places,
+                                                                              strict=True):
+            if province is None:       # no ward, or a ward without a province: the chain's own lookups
+                out.append(route_report(point, category))
+                continue
+            agency, step = agencies[(ward.pk, province.pk, category)]
+            out.append(Route(ward=ward, province=province, agency=agency, step=step, rule=rule,
+                             candidates=tuple(candidates), tolerance_m=tolerance))
+        return out
 
 
 ROUTES = RouteCache()
@@ -145,33 +160,34 @@ for _model in (Agency, AdminArea, City, ReportCategory, Layer):
 m2m_changed.connect(_forget_routes, sender=Agency.jurisdiction.through, dispatch_uid="reports-routes-m2m")
 
 
-def route_and_check(item: Prepared) -> Route:
-    """Route a draft; raise :class:`OutsideCity` (400) for a place outside the city."""
+def _routed(batch: list[Prepared]) -> list[Prepared | TwinError]:
+    """Route the drafts not yet routed (one candidates query for all); a draft outside the city becomes its error."""
     from reports.services.intake import check_inside
 
-    route = ROUTES.route(item.point, item.category.route_as)
-    check_inside(item.city, item.point, route)
-    return route
-
-
-def _routed(batch: list[Prepared]) -> list[Prepared | TwinError]:
+    todo = [i for i, item in enumerate(batch) if item.route is None]
+    routes = dict(zip(todo, ROUTES.route_many([(batch[i].point, batch[i].category.route_as) for i in todo]),
+                      strict=True))
     out: list[Prepared | TwinError] = []
-    for item in batch:
-        if item.route is not None:
-            out.append(item)
-            continue
-        try:
-            out.append(replace(item, route=route_and_check(item)))
-        except TwinError as exc:
-            out.append(exc)
+    for i, item in enumerate(batch):
+        if i in routes:
+            try:
+                check_inside(item.city, item.point, routes[i])
+            except TwinError as exc:
+                out.append(exc)
+                continue
+            item = replace(item, route=routes[i])
+        out.append(item)
     return out
 
 
 def file_batch(batch: list[Prepared], *, announce_later: bool = False) -> list[Report | TwinError]:
     """Route (when not yet routed) and store a batch; per draft the stored report or the error that refused it.
 
-    ``announce_later``: the caller announces each new event itself after the
-    commit (:func:`announce_filed`), so the writer thread does not publish them one by one.
+    Each stored report carries ``duplicate_ids``: its likely duplicates, found in
+    the batch's transaction (:func:`duplicates_of`). ``announce_later``: the
+    caller announces the new events itself after the commit
+    (:func:`announce_filed`, the writer thread: once per batch) instead of
+    one ``on_commit`` announcement per event.
     """
     routed = _routed(batch)
     accepted = [item for item in routed if isinstance(item, Prepared)]
@@ -186,9 +202,36 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False) -> list[R
     return [item if isinstance(item, TwinError) else next(reports) for item in routed]
 
 
-def announce_filed(report: Report) -> None:
-    """After the commit: publish the new event live (``announce`` runs at once outside a transaction)."""
-    announce.event_changed(report.event_id, "created")
+def announce_filed(reports: list[Report]) -> None:
+    """After the commit: publish the batch's new events live, built from the rows just written.
+
+    Why not ``announce.event_changed`` per report: it reloads each event
+    (a query with four joins) to build a message from what this writer
+    already holds. With the project's announcer (``ingestion.live.announce``)
+    the messages are made from these objects with its own payload and topic
+    functions; any other ``LIVE_ANNOUNCER`` gets its ``event_changed`` per event.
+    """
+    module = getattr(settings, "LIVE_ANNOUNCER", "")
+    events = [r.event for r in reports if r.event_id is not None]
+    if not module or not events:
+        return
+    try:
+        if module != "ingestion.live.announce":
+            for event in events:
+                import_string(f"{module}.event_changed")(event.pk, "created")
+            return
+        from ingestion.live.payloads import dumps, event_city, event_message
+        from ingestion.live.publisher import get_publisher
+        from ingestion.live.topics import event_topic
+
+        publisher = get_publisher()
+        for event in events:
+            # The reports layer (and its city) is in hand; event_city would first load the source feature.
+            city = event.layer.city.slug if event.layer and event.layer.city else event_city(event)
+            publisher.publish(event_topic(publisher.cfg.topic_root, city, event.pk),
+                              dumps(event_message(event, "created", city)))
+    except Exception:  # like on_commit(robust=True): announcing never fails a committed filing
+        logger.exception("announcing %d new report events failed", len(events))
 
 
 def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
@@ -220,9 +263,43 @@ def write_batch(items: list[Prepared], *, announce: bool = True) -> list[Report]
     ReportStep.objects.bulk_create([s for r, (i, route) in zip(reports, accepted, strict=True)
                                     for s in _steps(r, i.actor_label, route)])
     _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce)
+    nearby = duplicates_of(reports)
+    for r in reports:
+        r.duplicate_ids = nearby.get(r.pk, [])
     Notification.objects.bulk_create([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
                                       if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
     return reports
+
+
+# Open reports of the same category within the duplicate radius of each new report, nearest first
+# (the query of intake.find_duplicates, for a whole batch; the geography GiST index serves both).
+_BATCH_DUPLICATES_SQL = """
+SELECT r.id, d.id
+  FROM reports_report r
+ CROSS JOIN LATERAL (
+       SELECT o.id FROM reports_report o
+        WHERE o.category_id = r.category_id AND o.status = ANY(%s) AND o.id <> r.id
+          AND ST_DWithin(o.geom::geography, r.geom::geography, %s)
+        ORDER BY ST_Distance(o.geom::geography, r.geom::geography), o.id
+        LIMIT 10) AS d
+ WHERE r.id = ANY(%s)
+"""
+
+
+def duplicates_of(reports: list[Report]) -> dict[int, list[int]]:
+    """Report id → ids of its likely duplicates (offered to the citizen), with one query for the batch.
+
+    Run inside the batch's transaction, so reports of the same batch see each other.
+    """
+    from reports.models import OPEN_STATUSES
+    from reports.services.intake import DUPLICATE_RADIUS_M
+
+    out: dict[int, list[int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_DUPLICATES_SQL, [sorted(OPEN_STATUSES), DUPLICATE_RADIUS_M, [r.pk for r in reports]])
+        for report_id, duplicate_id in cursor.fetchall():
+            out.setdefault(report_id, []).append(duplicate_id)
+    return out
 
 
 _MEDIA_COLUMNS = ("report", "kind", "stage", "content_type", "data", "size", "width", "height", "created_at")
@@ -311,7 +388,10 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
         r.event = e
         if announce_events:
             announce.event_changed(e.pk, "created")
-    Report.objects.bulk_update(reports, ["feature", "event"])
+    with connection.cursor() as cursor:      # one statement (bulk_update builds a CASE per row)
+        cursor.execute("UPDATE reports_report r SET feature_id = u.f, event_id = u.e"
+                       "  FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, f, e) WHERE r.id = u.id",
+                       [[r.pk for r in reports], [r.feature_id for r in reports], [r.event_id for r in reports]])
 
 
 def _notification(report: Report, item: Prepared) -> Notification:
@@ -320,4 +400,4 @@ def _notification(report: Report, item: Prepared) -> Notification:
                         body=body)
 
 
-__all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "file_batch", "route_and_check", "write_batch"]
+__all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "duplicates_of", "file_batch", "write_batch"]

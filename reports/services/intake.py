@@ -3,8 +3,8 @@
 
 Order: rate limit (counted on its own) → text, category, place, media
 checked with nothing written (:func:`prepare`, in the caller's thread) →
-route (ingestion.routing chain) and refuse places outside the city → one
-transaction, shared with concurrent filings (:mod:`reports.services.filing`,
+route (ingestion.routing chain, one candidates query per batch) and refuse
+places outside the city → one transaction, shared with concurrent filings (:mod:`reports.services.filing`,
 :mod:`reports.services.batcher`): report, reporter (if not anonymous), media,
 ``file`` and ``route`` steps, the feature in the reports layer, the
 geo-event, the citizen's first notification.
@@ -12,7 +12,7 @@ geo-event, the citizen's first notification.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.gis.geos import Point
@@ -26,7 +26,7 @@ from reports.models import OPEN_STATUSES, Channel, ContactChannel, Report, Repor
 from reports.services.errors import MissingLocation, OutsideCity
 from reports.services.media import CleanMedia, MediaUpload, clean_uploads
 from reports.services.batcher import batcher
-from reports.services.filing import ROUTES, Prepared, announce_filed, file_batch, route_and_check
+from reports.services.filing import ROUTES, Prepared, file_batch
 from reports.services.ratelimit import check_and_count
 from reports.services.text import clean_text
 from twin.errors import InvalidInput, NotFound
@@ -182,20 +182,25 @@ def file_report(draft: ReportDraft) -> Filed:
     caller's transaction it is written there, alone.
     """
     prepared = prepare(draft)
-    prepared = replace(prepared, route=route_and_check(prepared))
     if connection.in_atomic_block or not getattr(settings, "REPORTS_GROUP_COMMIT", True):
         result = file_batch([prepared])[0]
     else:
-        result = batcher().submit(prepared).result()
-        if not isinstance(result, BaseException):
-            announce_filed(result)
+        result = batcher().submit(prepared).result()   # routed, stored, committed and announced by the writer
     if isinstance(result, BaseException):
         raise result
-    duplicates = find_duplicates(prepared.category, prepared.point, exclude=result.pk)
+    duplicates = _reports_by_id(result.duplicate_ids)
     logger.info("report %s filed: category %s, ward %s, agency %s, %d media", result.pk, prepared.category.code,
                 result.ward.code if result.ward else None, result.agency.code if result.agency else None,
                 len(prepared.media))
     return Filed(report=result, duplicates=duplicates)
+
+
+def _reports_by_id(ids: list[int]) -> list[Report]:
+    """Reports in the order of ``ids`` (no query for none, the usual case)."""
+    if not ids:
+        return []
+    found = Report.objects.select_related("category", "agency", "ward").in_bulk(ids)
+    return [found[i] for i in ids if i in found]
 
 
 def _store_media(report: Report, media: list[CleanMedia], stage: str) -> list[int]:
