@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 # Element names of list items in XML (the spec's examples).
+# GeoReport v2, GET Service Requests: without start_date/end_date the server returns the last 90 days.
+DEFAULT_WINDOW = timedelta(days=90)
 XML_ITEMS = {"services": "service", "service_requests": "request", "errors": "error", "attributes": "attribute",
              "endpoints": "endpoint", "formats": "format", "keywords": "keyword"}
 
@@ -147,7 +150,7 @@ def open311_request(report: Report, absolute) -> dict[str, Any]:
 def requests(request: HttpRequest, fmt: str) -> HttpResponse:
     if request.method == "POST":
         return _post_request(request, fmt)
-    search = parse_search(request.GET)
+    search = parse_search(request.GET, default_window=DEFAULT_WINDOW)
     query = search.apply(public_queryset()).order_by("-reported_at", "-id")
     rows = [open311_request(r, request.build_absolute_uri) for r in search.page_slice(query)]
     return respond(fmt, "service_requests", rows)

@@ -7,10 +7,11 @@ never loaded here (tests assert it for every public output).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from reports.models import CLOSED_STATUSES, Report, ReportCategory, ReportStatus
 from reports.services.publish import media_url
@@ -107,8 +108,28 @@ STATUS_VALUES = frozenset({"open", "closed", "received", "verified", "assigned",
                            "rejected"})
 
 
-def parse_search(params, *, default_page_size: int = 50) -> ReportSearch:
-    """Parse query parameters (Open311 names and ours) into a :class:`ReportSearch`."""
+def _dates(params, ids: tuple[int, ...], default_window: timedelta | None) -> tuple[datetime | None, datetime | None]:
+    """``start_date``/``end_date``, checked; with ``default_window``, a missing start is ``window`` before the end.
+
+    GeoReport v2: a GET of requests without dates returns the last 90 days
+    (Open311 passes ``default_window``); a start alone is open-ended; an end
+    alone gets the window before it. A search by ``service_request_id`` gets no window.
+    """
+    start = _when(params["start_date"], "start_date") if params.get("start_date") else None
+    end = _when(params["end_date"], "end_date") if params.get("end_date") else None
+    if start and end and start > end:
+        raise InvalidInput("start_date must not be after end_date")
+    if default_window is not None and start is None and not ids:
+        start = (end or timezone.now()) - default_window
+    return start, end
+
+
+def parse_search(params, *, default_page_size: int = 50, default_window: timedelta | None = None) -> ReportSearch:
+    """Parse query parameters (Open311 names and ours) into a :class:`ReportSearch`.
+
+    ``default_window``: when no ``start_date`` is given (and no ids), only the
+    reports of that period before ``end_date`` (or now) are searched.
+    """
     ward = (params.get("ward") or "").strip() or None
     if ward and not AdminArea.objects.filter(code=ward).exists():
         raise InvalidInput(f"unknown ward code {ward!r}")
@@ -125,10 +146,9 @@ def parse_search(params, *, default_page_size: int = 50) -> ReportSearch:
     if params.get("service_request_id"):
         ids = tuple(_int(p.strip(), "service_request_id", 1, 2**62) for p in params["service_request_id"].split(",")
                     if p.strip())
+    start, end = _dates(params, ids, default_window)
     return ReportSearch(
-        ward=ward, category=category, status=status, ids=ids,
-        start=_when(params["start_date"], "start_date") if params.get("start_date") else None,
-        end=_when(params["end_date"], "end_date") if params.get("end_date") else None,
+        ward=ward, category=category, status=status, ids=ids, start=start, end=end,
         page=_int(params["page"], "page", 1, 10**6) if params.get("page") else 1,
         page_size=(_int(params["page_size"], "page_size", 1, MAX_PAGE_SIZE) if params.get("page_size")
                    else default_page_size))

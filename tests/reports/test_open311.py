@@ -160,3 +160,60 @@ def test_a_third_party_open311_client_reads_services_and_requests(base, place, o
     assert [str(r["service_request_id"]) for r in listed] == [rid]
     if output_format == "json":   # georeport 0.3.1 cannot parse an empty XML list (<service_requests/>)
         assert client.get_service_requests(service_code="lighting", status="closed") == []
+
+
+def _filed_on(area, days_ago: int, code: str = "lighting") -> int:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reports.services.intake import ReportDraft, file_report
+
+    lon, lat = inside(area)
+    return file_report(ReportDraft(category=code, lon=lon, lat=lat, description=f"{days_ago} ngày trước",
+                                   reported_at=timezone.now() - timedelta(days=days_ago))).report.pk
+
+
+def test_requests_without_dates_return_the_last_90_days_only(client, place):
+    """GeoReport v2: a GET of requests without start_date/end_date returns the last 90 days."""
+    area, _ = place
+    recent, old = _filed_on(area, 10), _filed_on(area, 120)
+    listed = client.get("/open311/v2/requests.json", {"service_code": "lighting", "page_size": 1000}).json()
+    ids = {r["service_request_id"] for r in listed}
+    assert recent in ids and old not in ids
+    xml = ET.fromstring(client.get("/open311/v2/requests.xml", {"service_code": "lighting"}).content)
+    assert str(old) not in {r.findtext("service_request_id") for r in xml.findall("request")}
+    by_id = client.get("/open311/v2/requests.json", {"service_request_id": f"{old},{recent}"}).json()
+    assert {r["service_request_id"] for r in by_id} == {old, recent}   # asked for by id: no window
+
+
+def test_explicit_start_and_end_dates_still_select_older_requests(client, place):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    area, _ = place
+    recent, old = _filed_on(area, 10), _filed_on(area, 120)
+    now = timezone.now()
+    iso = lambda d: (now - timedelta(days=d)).isoformat()  # noqa: E731
+    since = client.get("/open311/v2/requests.json", {"service_code": "lighting", "start_date": iso(200)}).json()
+    assert {old, recent} <= {r["service_request_id"] for r in since}
+    between = client.get("/open311/v2/requests.json",
+                         {"service_code": "lighting", "start_date": iso(130), "end_date": iso(110)}).json()
+    assert [r["service_request_id"] for r in between] == [old]
+    # An end alone: the 90 days before it.
+    before = client.get("/open311/v2/requests.json", {"service_code": "lighting", "end_date": iso(100)}).json()
+    assert [r["service_request_id"] for r in before] == [old]
+
+
+@pytest.mark.parametrize("params, text", [
+    ({"start_date": "2025-13-01T00:00:00Z"}, "start_date"),
+    ({"end_date": "tomorrow"}, "end_date"),
+    ({"start_date": "2025-07-01T00:00:00"}, "time zone"),
+    ({"start_date": "2025-07-02T00:00:00Z", "end_date": "2025-07-01T00:00:00Z"}, "not be after"),
+])
+def test_bad_dates_are_400_with_the_reason(client, params, text):
+    response = client.get("/open311/v2/requests.json", params)
+    assert response.status_code == 400
+    [error] = response.json()
+    assert error["code"] == 400 and text in error["description"]
