@@ -5,12 +5,16 @@ A photo is decoded with Pillow (its *content* decides the type, never the
 file name or the client's content type), turned upright, and re-encoded
 as JPEG with no EXIF, XMP or ICC block: GPS position, camera make, model
 and serial number are gone. A video is accepted only as MP4/QuickTime or
-WebM (magic bytes) and its MP4 location atom (``©xyz``) is blanked.
+WebM (magic bytes), no longer than ``REPORTS_MAX_VIDEO_SECONDS`` (the MP4
+movie header's or the WebM Duration / last frame time), and its MP4
+location atom (``©xyz``) is blanked.
 """
 from __future__ import annotations
 
 import io
+import math
 import re
+import struct
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -152,6 +156,104 @@ def mp4_duration_s(data: bytes) -> float | None:
     return duration / timescale if timescale else None
 
 
+# Matroska/WebM (EBML) element ids, with their length marker bits, as in the specification
+# (https://www.matroska.org/technical/elements.html, RFC 9559).
+_EBML, _SEGMENT, _INFO, _TIMESTAMP_SCALE, _DURATION = 0x1A45DFA3, 0x18538067, 0x1549A966, 0x2AD7B1, 0x4489
+_CLUSTER, _CLUSTER_TIMESTAMP, _SIMPLE_BLOCK, _BLOCK_GROUP, _BLOCK = 0x1F43B675, 0xE7, 0xA3, 0xA0, 0xA1
+# Children of a Segment: where a Cluster of unknown size ends (live recordings write such clusters).
+_SEGMENT_CHILDREN = frozenset({0x114D9B74, _INFO, 0x1654AE6B, 0x1C53BB6B, 0x1941A469, 0x1043A770, 0x1254C367,
+                               _CLUSTER})
+
+
+def _vint(data: bytes, i: int, keep_marker: bool) -> tuple[int, int, bool]:
+    """An EBML variable-length integer at ``i``: (value, next offset, all value bits set = unknown size)."""
+    if i >= len(data) or data[i] == 0:
+        raise ValueError("bad EBML length")
+    length = 9 - data[i].bit_length()
+    if i + length > len(data):
+        raise ValueError("truncated EBML element")
+    value = int.from_bytes(data[i:i + length], "big")
+    bits = 7 * length
+    unknown = (value & ((1 << bits) - 1)) == (1 << bits) - 1
+    return (value if keep_marker else value & ((1 << bits) - 1)), i + length, unknown
+
+
+def _elements(data: bytes, start: int, end: int, stop_ids: frozenset[int] = frozenset()):
+    """``(id, payload start, payload end)`` of the elements between ``start`` and ``end``.
+
+    An element of unknown size runs to ``end``; iteration stops before an id in ``stop_ids``.
+    """
+    i = start
+    while i < end:
+        element, j = _vint(data, i, keep_marker=True)[:2]
+        if element in stop_ids:
+            return
+        size, j, unknown = _vint(data, j, keep_marker=False)
+        stop = min(end, j + size) if not unknown else (_unknown_end(data, j, end) if element == _CLUSTER else end)
+        yield element, j, stop, unknown
+        i = stop
+
+
+def _unknown_end(data: bytes, start: int, end: int) -> int:
+    """Where a Cluster of unknown size ends: before the next Segment-level element (or at ``end``)."""
+    stop = start
+    for _element, _i, stop, _ in _elements(data, start, end, _SEGMENT_CHILDREN):
+        pass
+    return stop
+
+
+def _uint(data: bytes, start: int, end: int) -> int:
+    return int.from_bytes(data[start:end], "big")
+
+
+def _clusters_end_ticks(data: bytes, start: int, end: int) -> int | None:
+    """The latest block time (in timestamp ticks) of the clusters: a length when no Duration was written."""
+    latest = None
+    for element, i, stop, _ in _elements(data, start, end):
+        if element != _CLUSTER:
+            continue
+        base = 0
+        for child, j, child_end, _ in _elements(data, i, stop):
+            if child == _CLUSTER_TIMESTAMP:
+                base = _uint(data, j, child_end)
+            blocks = [(j, child_end)] if child == _SIMPLE_BLOCK else (
+                [(k, e) for b, k, e, _ in _elements(data, j, child_end) if b == _BLOCK] if child == _BLOCK_GROUP else [])
+            for k, _e in blocks:
+                k = _vint(data, k, keep_marker=False)[1]          # track number
+                relative = int.from_bytes(data[k:k + 2], "big", signed=True)
+                latest = max(latest or 0, base + relative)
+    return latest
+
+
+def webm_duration_s(data: bytes) -> float | None:
+    """Length of a WebM/Matroska file: the Info Duration, else the last block's time; ``None`` if unreadable.
+
+    Duration is a float counted in TimestampScale nanoseconds (default 1 ms).
+    Recordings streamed as they are made (a browser's MediaRecorder) carry no
+    Duration: the clusters' block times tell the length then.
+    """
+    try:
+        segment = next(((i, stop) for element, i, stop, _ in _elements(data, 0, len(data))
+                        if element == _SEGMENT), None)
+        if segment is None:
+            return None
+        scale, duration = 1_000_000, None
+        for element, i, stop, _ in _elements(data, *segment, stop_ids=frozenset({_CLUSTER})):
+            if element == _INFO:
+                for child, j, end, _ in _elements(data, i, stop):
+                    if child == _TIMESTAMP_SCALE:
+                        scale = _uint(data, j, end) or scale
+                    elif child == _DURATION and end - j in (4, 8):
+                        duration = struct.unpack(">f" if end - j == 4 else ">d", data[j:end])[0]
+        if duration is None:
+            duration = _clusters_end_ticks(data, *segment)
+        if duration is None or not math.isfinite(duration) or duration < 0:
+            return None
+        return duration * scale / 1e9
+    except (ValueError, IndexError, struct.error):
+        return None
+
+
 def clean_video(upload: MediaUpload) -> CleanMedia:
     content_type = _is_video(upload.data)
     if content_type is None:
@@ -163,9 +265,13 @@ def clean_video(upload: MediaUpload) -> CleanMedia:
         seconds = mp4_duration_s(upload.data)
         if seconds is None:
             raise BadMedia(f"{upload.name!r} is not a readable MP4 video (no movie header)")
-        if seconds > limits()["video_seconds"]:
-            raise BadMedia(f"video {upload.name!r} lasts {seconds:.0f} s; send a short video "
-                           f"(≤ {limits()['video_seconds']} s)")
+    else:
+        seconds = webm_duration_s(upload.data)
+        if seconds is None:
+            raise BadMedia(f"{upload.name!r} is not a readable WebM video (no duration and no timed frames)")
+    if seconds > limits()["video_seconds"]:
+        raise BadMedia(f"video {upload.name!r} lasts {seconds:.0f} s; send a short video "
+                       f"(≤ {limits()['video_seconds']} s)")
     data = bytearray(upload.data)
     for match in _MP4_XYZ.finditer(upload.data):
         start = match.start() - 4
