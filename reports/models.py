@@ -209,6 +209,8 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="After a failure: not retried before this (back-off).")
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -9,17 +9,26 @@ failed. The address is read from the confidential reporter row at send
 time and never copied into the outbox, logs or events.
 
 Senders: ``email`` (Django's email backend: SMTP in production, the
-locmem/console backend in tests and development) and ``sms`` (the
-``blackhole`` default records the message as sent to nobody; plug a
-gateway with :func:`register`).
+locmem/console backend in tests and development) and ``sms``: the HTTP
+gateway of :mod:`reports.services.sms_gateway` when one is configured
+(``REPORTS_SMS_GATEWAY`` or ``REPORTS_SMS_URL``…), otherwise the
+``blackhole`` default that records the message as sent to nobody; any other
+sender plugs in with :func:`register`.
+
+A failed send stays in the outbox as ``failed`` with its error, its attempt
+count and ``next_attempt_at``: retries back off (1, 2, 4, 8 minutes …, at most
+an hour) up to ``MAX_ATTEMPTS``; after that the row is kept, never dropped,
+for an operator to look at (``twin send-notifications --retry-exhausted``).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 Sender = Callable[[Reporter, Notification], None]
 _SENDERS: dict[str, Sender] = {}
+MAX_ATTEMPTS = 5
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 60, 3600
 
 STATUS_TEXT = {
     "received": ("đã được tiếp nhận", "has been received"),
@@ -54,9 +65,20 @@ def register(channel: str, sender: Sender) -> None:
 
 
 def register_builtin_senders() -> None:
+    """Email through Django; SMS through the configured HTTP gateway, else the black hole."""
+    from pydantic import ValidationError
+
+    from reports.services.sms_gateway import HttpSmsSender, config_from_settings
+
     _SENDERS.clear()
     register(ContactChannel.EMAIL, email_sender)
-    register(ContactChannel.SMS, blackhole_sender)
+    try:
+        gateway = config_from_settings()
+    except (ValidationError, ValueError) as exc:
+        raise ImproperlyConfigured(f"REPORTS_SMS_GATEWAY / REPORTS_SMS_* is invalid: {exc}") from None
+    register(ContactChannel.SMS, HttpSmsSender(gateway) if gateway else blackhole_sender)
+    if gateway:
+        logger.info("SMS notifications go to the gateway at %s", gateway.url.host)
 
 
 @contextlib.contextmanager
@@ -98,12 +120,40 @@ def queue(report: Report, channel: str | None = None) -> Notification | None:
                                        body=body)
 
 
-def send_pending(limit: int = 500) -> tuple[int, int]:
-    """Send pending (and previously failed) messages; returns ``(sent, failed)``."""
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after ``attempts`` failures: 1, 2, 4 … minutes, at most an hour.
+
+    >>> [int(backoff(n).total_seconds()) for n in (1, 2, 3, 7, 20)]
+    [60, 120, 240, 3600, 3600]
+    """
+    return timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(attempts - 1, 20)))
+
+
+def _due(now: datetime, retry_exhausted: bool):
+    from django.db.models import Q
+
+    rows = Notification.objects.filter(state__in=[Notification.State.PENDING, Notification.State.FAILED])
+    if not retry_exhausted:
+        rows = rows.filter(attempts__lt=MAX_ATTEMPTS)
+    return rows.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+
+
+def _scrubbed(error: str, reporter: Reporter | None) -> str:
+    """The error text without the reporter's phone or email, whatever a sender put in it."""
+    for secret in ((reporter.phone, reporter.email) if reporter else ()):
+        if secret:
+            error = error.replace(secret, "…")
+    return error[:2000]
+
+
+def send_pending(limit: int = 500, *, now: datetime | None = None, retry_exhausted: bool = False) -> tuple[int, int]:
+    """Send the pending messages and the failed ones whose back-off is over; returns ``(sent, failed)``.
+
+    ``retry_exhausted`` also tries rows that used up their ``MAX_ATTEMPTS``.
+    """
+    now = now or timezone.now()
     sent = failed = 0
-    ids = list(Notification.objects.filter(state__in=[Notification.State.PENDING, Notification.State.FAILED],
-                                           attempts__lt=5).order_by("created_at", "id")
-               .values_list("id", flat=True)[:limit])
+    ids = list(_due(now, retry_exhausted).order_by("created_at", "id").values_list("id", flat=True)[:limit])
     for note_id in ids:
         with transaction.atomic():
             note = Notification.objects.select_for_update(skip_locked=True).filter(pk=note_id).first()
@@ -116,13 +166,17 @@ def send_pending(limit: int = 500) -> tuple[int, int]:
                 if reporter is None or sender is None:
                     raise LookupError(f"no reporter contact or no sender for channel {note.channel}")
                 sender(reporter, note)
-            except Exception as exc:  # a sender failure is recorded per message, never fatal
-                note.state, note.last_error = Notification.State.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+            except Exception as exc:  # a sender failure is recorded per message, never fatal, never lost
+                note.state, note.last_error = Notification.State.FAILED, _scrubbed(f"{type(exc).__name__}: {exc}",
+                                                                                  reporter)
+                note.next_attempt_at = now + backoff(note.attempts)
                 failed += 1
-                logger.warning("notification %s for report %s failed: %s", note.pk, note.report_id,
+                logger.warning("notification %s for report %s failed (attempt %d, next after %s): %s", note.pk,
+                               note.report_id, note.attempts, note.next_attempt_at.isoformat(timespec="seconds"),
                                type(exc).__name__)
             else:
                 note.state, note.sent_at, note.last_error = Notification.State.SENT, timezone.now(), ""
+                note.next_attempt_at = None
                 sent += 1
-            note.save(update_fields=["state", "attempts", "last_error", "sent_at"])
+            note.save(update_fields=["state", "attempts", "last_error", "sent_at", "next_attempt_at"])
     return sent, failed

@@ -133,10 +133,14 @@ def test_a_failing_sender_is_recorded_and_retried(hue):
         assert notify.send_pending() == (0, 1)
     note = Notification.objects.get(report=report)
     assert note.state == "failed" and note.attempts == 1 and "gateway down" in note.last_error
+    assert note.next_attempt_at > timezone.now()            # backed off: not retried at once
     delivered = []
     with notify.registered("sms", lambda reporter, n: delivered.append((reporter.phone, n.status))):
-        assert notify.send_pending() == (1, 0)
+        assert notify.send_pending() == (0, 0)
+        assert notify.send_pending(now=note.next_attempt_at) == (1, 0)
     assert delivered == [(SECRET["phone"], "received")]
+    note.refresh_from_db()
+    assert note.state == "sent" and note.attempts == 2 and note.next_attempt_at is None
 
 
 def test_check_overdue_command_raises_events(hue, capsys):
