@@ -25,6 +25,15 @@ server (created, migrated, Huế loaded; dropped afterwards unless ``--keep``):
   check), each with one photo of ``--photo`` pixels (a JPEG carrying EXIF
   GPS), from 1, 8, 32 submitting threads (own connections) — a threaded
   server's concurrent requests. Live announcing (MQTT) stays as configured.
+  A warm-up of 40 filings (imports, query plans, the routing memory) runs
+  first and is not counted;
+* **filing over HTTP** (``--http daphne,gunicorn``): Open311 ``POST
+  requests.json`` multipart with the photo, from ``--http-clients`` client
+  threads, to a server process on the scratch database — ``daphne``: ``twin
+  runserver`` exactly as ``make demo`` serves it (ASGI); ``gunicorn``:
+  ``twin.wsgi`` with one gthread worker of 32 threads. Each request has its
+  own ``api_key`` (the Open311 rate-limit key), so the per-client limit does
+  not refuse the benchmark's single address.
 
 Goals (issue 7): routing p95 ≤ 50 ms with 150 agencies and 40 wards;
 filing ≥ 200 reports/s with photos on this machine.
@@ -204,6 +213,101 @@ def bench_filing(n: int, threads: int, photo: bytes) -> dict:
             "p95": pct(latencies, 95), "errors": errors[:3], "failed": len(errors)}
 
 
+def warm_up(photo: bytes) -> None:
+    """File a few reports first (imports, plans, routing memory); not counted."""
+    bench_filing(40, 8, photo)
+
+
+def start_server(kind: str, port: int) -> "subprocess.Popen":
+    import subprocess
+    import urllib.request
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-reports-not-secret")}
+    if kind == "daphne":       # what `make demo` runs (scripts/demo-live.sh): Daphne's runserver, ASGI
+        cmd = [str(root / ".venv/bin/twin"), "runserver", "--noreload", f"127.0.0.1:{port}"]
+    elif kind == "gunicorn":   # a threaded WSGI server
+        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", "32", "-w", "1",
+               "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    else:
+        raise SystemExit(f"--http: unknown server {kind!r} (daphne, gunicorn)")
+    log = open(f"/tmp/bench-reports-{kind}.log", "w")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/open311/v2/services.json", timeout=2).read()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited; see /tmp/bench-reports-{kind}.log") from None
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"{kind} did not answer within 40 s")
+
+
+def bench_http(kind: str, n: int, clients: int, photo: bytes) -> dict:
+    """Open311 POSTs with one photo each from ``clients`` threads to a server process."""
+    import socket
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = start_server(kind, port)
+    url = f"http://127.0.0.1:{port}/open311/v2/requests.json"
+    points = random_points(n + 40, seed=100 + clients)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+
+    def post(session, lon, lat, code) -> None:
+        start = time.perf_counter()
+        response = session.post(url, data={"service_code": code, "lat": lat, "long": lon,
+                                           "description": "Benchmark: rác tồn đọng",
+                                           "api_key": f"bench-{next(counter)}"},
+                                files={"media": ("p.jpg", photo, "image/jpeg")}, timeout=120)
+        with lock:
+            if response.status_code == 200:
+                latencies.append((time.perf_counter() - start) * 1000)
+            else:
+                errors.append(f"{response.status_code} {response.text[:120]}")
+
+    def work(chunk) -> None:
+        with requests.Session() as session:
+            for lon, lat, code, _ in chunk:
+                try:
+                    post(session, lon, lat, code)
+                except requests.RequestException as exc:
+                    with lock:
+                        errors.append(repr(exc))
+
+    def run(batch: list) -> float:
+        chunks = [batch[i::clients] for i in range(clients)]
+        threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start
+
+    try:
+        run(points[:40])                              # warm-up, not counted
+        latencies.clear()
+        errors.clear()
+        elapsed = run(points[40:])
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    if not latencies:
+        raise RuntimeError(f"every HTTP filing failed: {errors[:3]}")
+    return {"server": kind, "threads": clients, "n": len(latencies), "per_s": len(latencies) / elapsed,
+            "p50": statistics.median(latencies), "p95": pct(latencies, 95), "errors": errors[:3],
+            "failed": len(errors)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agencies", type=int, default=150)
@@ -211,6 +315,8 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=400, help="reports filed per thread setting")
     parser.add_argument("--threads", default="1,8,32")
     parser.add_argument("--photo", default="1280x960", help="photo size WxH")
+    parser.add_argument("--http", default="", help="also file over HTTP through these servers: daphne,gunicorn")
+    parser.add_argument("--http-clients", type=int, default=32, help="client threads for --http")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -222,7 +328,9 @@ def main() -> None:
         routing = bench_routing(args.routes)
         w, h = (int(v) for v in args.photo.lower().split("x"))
         photo = photo_bytes((w, h))
-        filing = [bench_filing(args.reports, int(t), photo) for t in args.threads.split(",")]
+        warm_up(photo)
+        filing = [bench_filing(args.reports, int(t), photo) for t in args.threads.split(",") if t]
+        http = [bench_http(kind, args.reports, args.http_clients, photo) for kind in args.http.split(",") if kind]
     finally:
         from reports.services.batcher import stop
 
@@ -246,6 +354,14 @@ def main() -> None:
     for f in filing:
         print(f"| {f['threads']} | {f['n']} | {f['per_s']:.1f} | {f['p50']:.1f} | {f['p95']:.1f} | "
               f"{verdict(f['per_s'] >= FILING_PER_S)} |" + (f" {f['failed']} failed, e.g. {f['errors']}" if f["errors"] else ""))
+    if http:
+        print(f"\n### Filing over HTTP (Open311 POST, multipart, one {args.photo} photo)\n")
+        print("| server | client threads | reports | reports/s | p50 ms | p95 ms | goal ≥ 200/s |\n"
+              "|---|---:|---:|---:|---:|---:|---|")
+        for f in http:
+            print(f"| {f['server']} | {f['threads']} | {f['n']} | {f['per_s']:.1f} | {f['p50']:.1f} | {f['p95']:.1f} | "
+                  f"{verdict(f['per_s'] >= FILING_PER_S)} |" + (f" {f['failed']} failed, e.g. {f['errors']}"
+                                                                if f["errors"] else ""))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ class Batcher:
                 connection.close()
                 return
             try:
-                results = file_batch([p for p, _ in batch], announce_later=True)
+                results = file_batch([p for p, _ in batch], announce_later=True, count_attempts=True)
             except BaseException as exc:  # handed to every waiting caller, never lost in this thread
                 logger.exception("report batch of %d failed", len(batch))
                 connection.close()       # a broken connection is not reused by the next batch

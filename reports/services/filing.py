@@ -38,6 +38,7 @@ from reports.models import (ContactChannel, Notification, Report, ReportCategory
                             ReportStatus, ReportStep)
 from reports.services import notify, publish
 from reports.services.media import CleanMedia
+from reports.services.ratelimit import check_and_count_many
 from reports.services.routing import route_report, router
 from twin.errors import TwinError
 from twin.models import AdminArea, AdminLevel, Agency, City, EventStatus, GeoEvent, GeoEventTransition, Layer
@@ -61,6 +62,7 @@ class Prepared:
     reported_at: datetime
     actor_label: str
     route: Route | None = None  # set by file_batch (one candidates query for the batch's drafts)
+    client: str | None = None   # rate-limit key when the writer counts the attempt; in memory only, never stored
 
 
 class RouteCache:
@@ -180,15 +182,25 @@ def _routed(batch: list[Prepared]) -> list[Prepared | TwinError]:
     return out
 
 
-def file_batch(batch: list[Prepared], *, announce_later: bool = False) -> list[Report | TwinError]:
+def file_batch(batch: list[Prepared], *, announce_later: bool = False,
+               count_attempts: bool = False) -> list[Report | TwinError]:
     """Route (when not yet routed) and store a batch; per draft the stored report or the error that refused it.
 
     Each stored report carries ``duplicate_ids``: its likely duplicates, found in
     the batch's transaction (:func:`duplicates_of`). ``announce_later``: the
     caller announces the new events itself after the commit
     (:func:`announce_filed`, the writer thread: once per batch) instead of
-    one ``on_commit`` announcement per event.
+    one ``on_commit`` announcement per event. ``count_attempts``: count each
+    draft's ``client`` against the rate limit first (committed on its own, one
+    transaction for the batch); a draft past the limit gets :class:`RateLimited`.
     """
+    if count_attempts:
+        limited = check_and_count_many([item.client for item in batch])
+        batch = [replace(item, client=None) for item in batch]
+        if any(limited):
+            kept = [item for item, refused in zip(batch, limited, strict=True) if refused is None]
+            stored = iter(file_batch(kept, announce_later=announce_later))
+            return [refused if refused is not None else next(stored) for refused in limited]
     routed = _routed(batch)
     accepted = [item for item in routed if isinstance(item, Prepared)]
     try:

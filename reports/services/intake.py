@@ -29,7 +29,7 @@ from reports.services.batcher import batcher
 from reports.services.filing import ROUTES, Prepared, file_batch
 from reports.services.ratelimit import check_and_count
 from reports.services.text import clean_text
-from twin.errors import InvalidInput, NotFound
+from twin.errors import InvalidInput, NotFound, TwinError
 from twin.models import City
 from twin.services import make_point
 
@@ -155,9 +155,14 @@ def find_duplicates(category: ReportCategory, point: Point, exclude: int | None 
     return [found[i] for i in ids]
 
 
-def prepare(draft: ReportDraft) -> Prepared:
-    """Every check that needs no routing (rate limit, text, category, place, media); nothing stored."""
-    check_and_count(draft.client)
+def prepare(draft: ReportDraft, *, count_attempt: bool = True) -> Prepared:
+    """Every check that needs no routing (rate limit, text, category, place, media); nothing stored.
+
+    ``count_attempt=False``: the rate limit is left to the group-commit writer
+    (the draft carries its client key in memory).
+    """
+    if count_attempt:
+        check_and_count(draft.client)
     category = _category(draft.category)
     description = clean_text(draft.description, field="description", max_length=5000)
     address = clean_text(draft.address, field="address", max_length=500)
@@ -170,7 +175,8 @@ def prepare(draft: ReportDraft) -> Prepared:
         raise InvalidInput(f"unknown channel {draft.channel!r}")
     return Prepared(city=city_for(draft.city_slug), category=category, point=point, description=description,
                     address=address, channel=draft.channel, reporter=reporter, media=tuple(media),
-                    reported_at=draft.reported_at or timezone.now(), actor_label=draft.actor_label)
+                    reported_at=draft.reported_at or timezone.now(), actor_label=draft.actor_label,
+                    client=None if count_attempt else draft.client)
 
 
 def file_report(draft: ReportDraft) -> Filed:
@@ -181,11 +187,19 @@ def file_report(draft: ReportDraft) -> Filed:
     concurrent filings; this returns only after that commit. Inside a
     caller's transaction it is written there, alone.
     """
-    prepared = prepare(draft)
-    if connection.in_atomic_block or not getattr(settings, "REPORTS_GROUP_COMMIT", True):
+    alone = connection.in_atomic_block or not getattr(settings, "REPORTS_GROUP_COMMIT", True)
+    if alone:
+        prepared = prepare(draft)
         result = file_batch([prepared])[0]
     else:
-        result = batcher().submit(prepared).result()   # routed, stored, committed and announced by the writer
+        try:
+            prepared = prepare(draft, count_attempt=False)
+        except TwinError:
+            check_and_count(draft.client)   # a refused filing counts too (a flood of bad requests), maybe 429
+            raise
+        # Rate-limited, routed, stored, committed and announced by the writer; a valid filing needs no
+        # database connection in this thread (under Django's default CONN_MAX_AGE = 0, each request's own).
+        result = batcher().submit(prepared).result()
     if isinstance(result, BaseException):
         raise result
     duplicates = _reports_by_id(result.duplicate_ids)

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from reports.models import IntakeAttempt
@@ -47,18 +48,41 @@ def check_and_count(raw_client: str | None) -> None:
     Committed on its own (before the report's transaction), so failed
     attempts count too: a flood of bad requests is limited as well.
     """
-    if not raw_client:
-        return
+    refused = check_and_count_many([raw_client])[0]
+    if refused is not None:
+        raise refused
+
+
+def _refusal(limit: int, window: int) -> RateLimited:
+    return RateLimited(f"too many reports from this client: at most {limit} per {window // 60} minutes; "
+                       f"try again later / gửi quá nhiều phản ánh, vui lòng thử lại sau", retry_after=window)
+
+
+def check_and_count_many(raw_clients: list[str | None]) -> list[RateLimited | None]:
+    """:func:`check_and_count` for the filings of a batch, in order, in one transaction of its own.
+
+    Per filing ``None`` (counted) or the refusal (past the limit, not counted),
+    a client appearing twice in the batch counting twice. Why: the group-commit
+    writer counts a whole batch at once, so a request thread that files a
+    valid report needs no database connection of its own.
+    """
+    out: list[RateLimited | None] = [None] * len(raw_clients)
     limit, window = rate_limit()
-    if limit <= 0:
-        return
-    key, now = client_key(raw_client), timezone.now()
+    keyed = [(i, client_key(raw)) for i, raw in enumerate(raw_clients) if raw]
+    if limit <= 0 or not keyed:
+        return out
+    now = timezone.now()
     since = now - timedelta(seconds=window)
     with transaction.atomic():
         IntakeAttempt.objects.filter(at__lt=since).delete()
-        recent = IntakeAttempt.objects.filter(client=key, at__gte=since).count()
-        if recent >= limit:
-            raise RateLimited(f"too many reports from this client: at most {limit} per {window // 60} minutes; "
-                              f"try again later / gửi quá nhiều phản ánh, vui lòng thử lại sau",
-                              retry_after=window)
-        IntakeAttempt.objects.create(client=key, at=now)
+        counts = dict(IntakeAttempt.objects.filter(client__in={k for _, k in keyed}, at__gte=since)
+                      .values("client").annotate(n=Count("id")).values_list("client", "n"))
+        new = []
+        for i, key in keyed:
+            if counts.get(key, 0) >= limit:
+                out[i] = _refusal(limit, window)
+                continue
+            counts[key] = counts.get(key, 0) + 1
+            new.append(IntakeAttempt(client=key, at=now))
+        IntakeAttempt.objects.bulk_create(new)
+    return out

@@ -180,3 +180,49 @@ def test_concurrent_submitters_share_commits_and_each_gets_its_own_correctly_rou
             assert _rows_of(ids) == {"reports": 24, "media": 24, "steps": 48, "features": 24, "events": 24}
         finally:
             in_own_thread(lambda: delete_reports_after(last))
+
+
+@pytest.mark.django_db
+def test_the_writer_counts_a_batch_against_the_rate_limit_and_refuses_past_it(hue, settings):
+    """Drafts reach the writer uncounted (the request thread needs no connection); the batch counts them."""
+    from dataclasses import replace
+
+    from reports.models import IntakeAttempt
+    from reports.services.errors import RateLimited
+
+    settings.REPORTS_RATE_LIMIT = (2, 600)
+    wards = _wards()
+    drafts = [replace(prepare(_draft(wards[i]), count_attempt=False), client="203.0.113.9") for i in range(3)]
+    other = replace(prepare(_draft(wards[4]), count_attempt=False), client="198.51.100.7")
+    results = file_batch([drafts[0], other, drafts[1], drafts[2]], count_attempts=True)
+    assert [type(r).__name__ for r in results] == ["Report", "Report", "Report", "RateLimited"]
+    assert isinstance(results[3], RateLimited) and results[3].retry_after == 600
+    assert IntakeAttempt.objects.count() == 3
+    assert not IntakeAttempt.objects.filter(client__contains="203.0.113").exists()   # a keyed hash only
+
+
+@pytest.mark.django_db
+def test_a_refused_filing_still_counts_against_the_rate_limit(hue, settings):
+    """Outside a transaction the writer counts valid filings; a draft refused in the request thread is counted
+    there, so a flood of bad requests is limited too (429 once past the limit)."""
+    from reports.models import IntakeAttempt
+    from reports.services.errors import RateLimited
+
+    settings.REPORTS_RATE_LIMIT = (2, 600)
+    bad = ReportDraft(category="nope", lon=1, lat=1, client="192.0.2.1")
+    results = []
+
+    def flood() -> None:
+        from twin.errors import TwinError
+
+        for _ in range(3):
+            try:
+                file_report(bad)
+            except TwinError as exc:
+                results.append(type(exc).__name__)
+        IntakeAttempt.objects.all().delete()
+        connection.close()
+
+    in_own_thread(flood)     # outside the test's transaction: the group-commit path
+    assert results == ["InvalidInput", "InvalidInput", "RateLimited"]
+    assert RateLimited.status == 429
