@@ -95,6 +95,7 @@ class AirQualityRule(Rule):
     name = "air_quality"
     config_model = AirQualityConfig
     priority = 90
+    wants_by_shape = True       # wants() reads kind, stream, value names, position only
     cfg: AirQualityConfig
 
     def __init__(self, cfg: AirQualityConfig, router) -> None:
@@ -145,17 +146,21 @@ class AirQualityRule(Rule):
         """
         last = parse_iso(st["last_time"]) if st.get("last_time") else None
         by_hour: dict[datetime, dict[str, list[float]]] = {}
+        pollutants = tuple(self.cfg.pollutants.items())
         for reading in sorted(readings, key=lambda r: r.time):
-            if last is not None and reading.time <= last:
+            moment = reading.time
+            if last is not None and moment <= last:
                 continue
-            for pollutant, keys in self.cfg.pollutants.items():
+            sums = None
+            for pollutant, keys in pollutants:
                 value = _concentration(reading.values, keys)
                 if value is not None:
-                    hour = reading.time.replace(minute=0, second=0, microsecond=0)
-                    total = by_hour.setdefault(hour, {}).setdefault(pollutant, [0.0, 0])
+                    if sums is None:
+                        sums = by_hour.setdefault(moment.replace(minute=0, second=0, microsecond=0), {})
+                    total = sums.setdefault(pollutant, [0.0, 0])
                     total[0] += value
                     total[1] += 1
-                    last = reading.time
+                    last = moment
         if last is not None and by_hour:
             st["last_time"] = iso(last)
         return {_hour_key(hour): sums for hour, sums in by_hour.items()}

@@ -110,6 +110,34 @@ def load_rules(path: Path | str | None = None) -> RulesSettings:
     return parse_rules(data, source=str(path))
 
 
+class _Shapes:
+    """A batch's readings grouped by shape, for rules whose ``wants`` reads only that (``Rule.wants_by_shape``)."""
+
+    __slots__ = ("readings", "index", "samples")
+
+    def __init__(self, readings: Sequence[Reading]) -> None:
+        self.readings = readings
+        seen: dict[tuple, int] = {}
+        self.samples: list[Reading] = []
+        index = []
+        for reading in readings:
+            shape = (reading.kind, reading.stream, tuple(reading.values), reading.lon is None or reading.lat is None)
+            at = seen.get(shape)
+            if at is None:
+                at = seen[shape] = len(self.samples)
+                self.samples.append(reading)
+            index.append(at)
+        self.index = index
+
+    def wanted(self, rule: Rule) -> Sequence[Reading]:
+        verdicts = [rule.wants(sample) for sample in self.samples]
+        if all(verdicts):
+            return list(self.readings)      # a list of its own: a rule may sort it
+        if not any(verdicts):
+            return []
+        return [reading for reading, at in zip(self.readings, self.index) if verdicts[at]]
+
+
 class Engine:
     """The enabled rules, built once from configuration."""
 
@@ -134,8 +162,9 @@ class Engine:
         if not readings:
             return
         ctx = BatchContext(readings, self.devices)
+        shapes = _Shapes(readings)
         for rule in self.rules:
-            wanted = [r for r in readings if rule.wants(r)]
+            wanted = shapes.wanted(rule) if rule.wants_by_shape else [r for r in readings if rule.wants(r)]
             if wanted:
                 self._run(rule, "evaluate", lambda: rule.evaluate(wanted, ctx))
 

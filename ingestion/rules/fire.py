@@ -68,6 +68,7 @@ class FireRule(Rule):
     name = "fire"
     config_model = FireConfig
     priority = 0
+    wants_by_shape = True       # wants() reads kind, stream, value names, position only
     cfg: FireConfig
 
     def wants(self, reading: Reading) -> bool:

@@ -80,6 +80,7 @@ SELECT pg_advisory_xact_lock(hashtextextended(%s || s.id::text, 0))
 class GeofenceRule(Rule):
     name = "geofence"
     config_model = GeofenceConfig
+    wants_by_shape = True       # wants() reads kind, stream, value names, position only
     cfg: GeofenceConfig
 
     def wants(self, reading: Reading) -> bool:

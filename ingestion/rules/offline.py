@@ -95,6 +95,7 @@ class OfflineRule(Rule):
     name = "offline"
     config_model = OfflineConfig
     supports_timers = True
+    wants_by_shape = True       # wants() reads kind, stream, value names, position only
     cfg: OfflineConfig
 
     def __init__(self, cfg: OfflineConfig, router) -> None:

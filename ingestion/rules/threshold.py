@@ -170,6 +170,7 @@ def _number(value: Any) -> float | None:
 class ThresholdRule(Rule):
     name = "threshold"
     config_model = ThresholdConfig
+    wants_by_shape = True       # wants() reads kind, stream, value names, position only
     cfg: ThresholdConfig
 
     def wants(self, reading: Reading) -> bool:

@@ -209,3 +209,34 @@ def test_workers_evaluating_the_same_alarm_at_the_same_moment_open_one_event(com
     [event] = events_of(panel)
     assert RuleState.objects.filter(rule="fire", subject=str(panel.pk)).count() == 1
     assert event.payload["alarm_readings"] >= 1
+
+
+def test_rules_filtering_by_shape_get_exactly_the_readings_their_wants_accepts_in_batch_order():
+    from datetime import datetime, timezone
+
+    from ingestion.messages import Reading
+    from ingestion.rules.engine import _Shapes
+
+    class LevelsOnly(Rule):
+        name = "levels-only"
+        wants_by_shape = True
+
+        def wants(self, r):
+            return "level_cm" in r.values and r.lon is None
+
+        def evaluate(self, readings, ctx):
+            pass
+
+    at = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    batch = [Reading(1, "a", "sensor", "water_level", at, {"level_cm": 1}),
+             Reading(2, "b", "sensor", "air", at, {"pm25": 3}),
+             Reading(3, "c", "boat", "position", at, {"level_cm": 2}, lon=107.6, lat=16.5),
+             Reading(4, "d", "sensor", "water_level", at, {"level_cm": 5}),
+             Reading(5, "e", "sensor", "water_level", at, {"level_cm": 5, "battery": 80})]
+    rule = LevelsOnly(RuleConfig(), router=None)
+    shapes = _Shapes(batch)
+    assert shapes.wanted(rule) == [r for r in batch if rule.wants(r)]
+    assert [r.feature_id for r in shapes.wanted(rule)] == [1, 4, 5]
+    assert len(shapes.samples) == 4                      # 1 and 4 share a shape: asked once
+    everything = shapes.wanted(Tally(RuleConfig(), router=None))
+    assert everything == batch and everything is not batch   # a list of its own

@@ -179,6 +179,11 @@ def _copy_observations(cursor, table: str, batch: list[ObservationRow]) -> None:
             copy.write("".join(lines))
 
 
+# One encoder for every row: ``json.dumps`` with options builds a new
+# JSONEncoder per call, a third of its cost at 100,000 readings a second.
+_encode_values = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
 def _copy_line(row: ObservationRow) -> str:
     r"""One row in COPY text format (tab-separated, backslash-escaped).
 
@@ -187,7 +192,7 @@ def _copy_line(row: ObservationRow) -> str:
     """
     # json.dumps escapes control characters, so only backslashes need
     # doubling for COPY's text format.
-    values = json.dumps(row.values, ensure_ascii=False, allow_nan=False).replace("\\", "\\\\")
+    values = _encode_values(row.values).replace("\\", "\\\\")
     if row.lon is not None and row.lat is not None:
         position = f"SRID=4326;POINT({float(row.lon)!r} {float(row.lat)!r})"
     else:
