@@ -231,31 +231,41 @@ class Router:
 
     def agencies_for(self, keys: Sequence[tuple[AdminArea | None, AdminArea | None, str]]
                      ) -> list[tuple[Agency | None, str | None]]:
-        """:meth:`agency_for` of every ``(ward, province, category)``, with two queries in all.
+        """:meth:`agency_for` of every ``(ward, province, category)``, with one or two queries in all.
 
-        The agencies of every area involved (their categories included) and
-        the city-wide agencies the chain may name are read once; each key then
-        walks the chain over them. An area step matches an agency of that area
+        The agencies of every area involved (their categories included) and,
+        when a city step is reached, the city-wide agencies the chain names are
+        read once; each key then walks the chain over them. An area step matches an agency of that area
         whose categories hold the category (``*`` for the default steps); the
         lowest code wins. Why: a batch of reports would otherwise pay up to six
         queries per new (ward, category).
         """
+        if not keys:
+            return []
         areas = {a.pk for w, p, _ in keys for a in (w, p) if a is not None}
         by_area: dict[int, list[Agency]] = {}
         for agency in (Agency.objects.filter(jurisdiction__in=areas).annotate(area_ref=F("jurisdiction"))
                        .order_by("code") if areas else ()):
             by_area.setdefault(agency.area_ref, []).append(agency)
-        city_codes = set(self.cfg.city_categories.values()) | ({self.cfg.fallback_agency} - {None})
-        by_code = {a.code: a for a in Agency.objects.filter(code__in=city_codes)} if city_codes else {}
-        return [self._walk(ward, province, category, by_area, by_code) for ward, province, category in keys]
+        by_code: dict[str, Agency] = {}
 
-    def _walk(self, ward, province, category, by_area, by_code) -> tuple[Agency | None, str | None]:
+        def city_agency(code: str) -> Agency | None:
+            """The city-wide agencies the chain names, read once, when a city step is first reached."""
+            if not by_code:
+                codes = set(self.cfg.city_categories.values()) | ({self.cfg.fallback_agency} - {None})
+                by_code.update({a.code: a for a in Agency.objects.filter(code__in=codes)})
+                by_code.setdefault("", None)   # read: do not ask again
+            return by_code.get(code)
+
+        return [self._walk(ward, province, category, by_area, city_agency) for ward, province, category in keys]
+
+    def _walk(self, ward, province, category, by_area, city_agency) -> tuple[Agency | None, str | None]:
         areas = {"ward": ward, "province": province}
         for step in self.cfg.chain:
             where, match = STEPS[step]
             if where == "city":
                 code = self.cfg.city_categories.get(category) if match == "category" else self.cfg.fallback_agency
-                agency = by_code.get(code) if code else None
+                agency = city_agency(code) if code else None
                 if code and agency is None:
                     logger.warning("routing step %s names agency %r, which is not loaded", step, code)
             elif areas[where] is None:

@@ -72,7 +72,7 @@ class RouteCache:
     one query for a whole batch) and :func:`~ingestion.routing.choose_ward` (the same
     candidates and rule as ``Router.route``, always computed); the ward row and
     the chain's decision (``Router.agencies_for``: ``agency_for`` of every new
-    (ward, province, category) of the batch, two queries in all) are remembered
+    (ward, province, category) of the batch, one or two queries in all) are remembered
     per (ward, province, category) for ``ttl_s`` seconds. Any change to an
     agency, its jurisdiction or an area in this process, or :func:`reset_router`,
     forgets them at once (signals below); a change made by another process
@@ -136,7 +136,7 @@ class RouteCache:
             places.append((ward, province))
         todo = {(w.pk, p.pk, cat): (w, p, cat) for (w, p), (_, cat) in zip(places, items, strict=True)
                 if p is not None and (w.pk, p.pk, cat) not in agencies}
-        agencies.update(zip(todo, rtr.agencies_for(list(todo.values())), strict=True))   # the chain, 2 queries
+        agencies.update(zip(todo, rtr.agencies_for(list(todo.values())), strict=True))   # the chain: 1–2 queries
         out: list[Route] = []
         for (point, category), candidates, (_, rule), (ward, province) in zip(items, found, chosen, places,
                                                                               strict=True):
