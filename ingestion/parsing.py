@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -44,9 +43,11 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedMessage:
-    """A message whose topic and payload are valid; the device is not checked yet."""
+class ParsedMessage(NamedTuple):
+    """A message whose topic and payload are valid; the device is not checked yet.
+
+    A named tuple: one is built per message (see ``ingestion.messages.Reading``).
+    """
 
     topic: str
     payload: bytes
@@ -58,7 +59,7 @@ class ParsedMessage:
     items: tuple[StreamPayload, ...]
     times: tuple[datetime, ...]                 # items' observation times, UTC
     values: tuple[dict[str, Any], ...]          # items' measured values, JSON-ready
-    key: str = field(default="")                # content hash: the base of every Reading.message_id
+    key: str = ""                               # content hash: the base of every Reading.message_id
 
 
 def reject(topic: str, payload: bytes, reason: str, detail: str, received_at: datetime,

@@ -28,8 +28,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
+from typing import NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -58,9 +59,8 @@ def _no_ack() -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message as an adapter hands it over: parsed (or refused) plus how to acknowledge it."""
+class Delivery(NamedTuple):
+    """One message as an adapter hands it over: parsed (or refused) plus how to acknowledge it (one per message)."""
 
     message: ParsedMessage | Rejected
     ack: Callable[[], None] = _no_ack

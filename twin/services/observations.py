@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
@@ -23,8 +24,9 @@ from twin.errors import ImportRejected
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ObservationRow:
+class ObservationRow(NamedTuple):
+    """One row for ``twin_observation`` (a named tuple: one is built per reading, see ``ingestion.messages.Reading``)."""
+
     feature_id: int
     time: datetime
     values: dict
