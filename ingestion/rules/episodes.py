@@ -53,7 +53,7 @@ def parse_iso(text: str) -> datetime:
     >>> parse_iso('2026-11-24T08:30:00.000000Z').isoformat()
     '2026-11-24T08:30:00+00:00'
     """
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text)      # C, ~20× faster than strptime; "Z" is UTC since Python 3.11
 
 
 def episode_key(rule: str, subject: str, started_at: datetime) -> str:
