@@ -206,8 +206,21 @@ def _uint(data: bytes, start: int, end: int) -> int:
     return int.from_bytes(data[start:end], "big")
 
 
+def _block_starts(data: bytes, element: int, start: int, end: int) -> list[int]:
+    """Where the Block payloads of a cluster child are: a SimpleBlock itself, or the Blocks of a BlockGroup."""
+    if element == _SIMPLE_BLOCK:
+        return [start]
+    if element == _BLOCK_GROUP:
+        return [i for child, i, _stop, _ in _elements(data, start, end) if child == _BLOCK]
+    return []
+
+
 def _clusters_end_ticks(data: bytes, start: int, end: int) -> int | None:
-    """The latest block time (in timestamp ticks) of the clusters: a length when no Duration was written."""
+    """The latest block time (in timestamp ticks) of the clusters: a length when no Duration was written.
+
+    A block starts with its track number (a variable-length integer), then its
+    time relative to the cluster's timestamp (signed 16-bit).
+    """
     latest = None
     for element, i, stop, _ in _elements(data, start, end):
         if element != _CLUSTER:
@@ -216,10 +229,8 @@ def _clusters_end_ticks(data: bytes, start: int, end: int) -> int | None:
         for child, j, child_end, _ in _elements(data, i, stop):
             if child == _CLUSTER_TIMESTAMP:
                 base = _uint(data, j, child_end)
-            blocks = [(j, child_end)] if child == _SIMPLE_BLOCK else (
-                [(k, e) for b, k, e, _ in _elements(data, j, child_end) if b == _BLOCK] if child == _BLOCK_GROUP else [])
-            for k, _e in blocks:
-                k = _vint(data, k, keep_marker=False)[1]          # track number
+            for block in _block_starts(data, child, j, child_end):
+                k = _vint(data, block, keep_marker=False)[1]
                 relative = int.from_bytes(data[k:k + 2], "big", signed=True)
                 latest = max(latest or 0, base + relative)
     return latest
