@@ -59,10 +59,15 @@ export class LiveSocket {
         // picks it up with the next frame.
         this.handlers.onEvent?.(message);
         break;
-      case "feature":
-        this.pendingFeatures.set(`${message.layer}/${message.id}`, message);
+      case "feature": {
+        // The latest state wins, but a status-only message must not drop the values of a reading
+        // that waits in the same frame.
+        const key = `${message.layer}/${message.id}`, held = this.pendingFeatures.get(key);
+        if (held?.values && !message.values) Object.assign(message, {values: held.values, observed_at: held.observed_at});
+        this.pendingFeatures.set(key, message);
         this.schedule();
         break;
+      }
       case "resync":
         this.handlers.onResync?.();
         break;

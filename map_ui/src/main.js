@@ -73,7 +73,7 @@ export class MapApp {
     setupSearch(() => this.layers, (hit) => this.pick(hit));
     setupPlanner(this);
     setupTime(this);
-    if (config.mode === "wall") setupWall(this);
+    if (config.mode === "wall") await setupWall(this);
     setInterval(() => this.pulse(), PULSE_TICK_MS);
     this.redraw();
     this.status.ready = true;
@@ -255,40 +255,43 @@ export class MapApp {
     this.status.events[event.id] = {at: performance.now(), wall: Date.now(), status: event.status};
   }
 
+  /**
+   * Feature messages: status, position and (after a reading) the newest values, which colour the
+   * sensor at once; no HTTP read follows. Dense layers drawn from tiles reload them instead.
+   */
   liveFeatures(messages) {
-    const refresh = new Set();
     for (const m of messages) {
       const layer = this.layer(m.layer);
       if (!layer) continue;
       if (layer.mode === "points") {
-        const old = layer.features.get(String(m.id));
-        const feature = {type: "Feature", id: String(m.id), geometry: m.geometry || old?.geometry,
+        const id = String(m.id), old = layer.features.get(id);
+        const feature = {type: "Feature", id, geometry: m.geometry || old?.geometry,
           properties: {...(old?.properties || {}), status: m.status, last_seen: m.last_seen}};
-        layer.features.set(String(m.id), feature);
-        if (layer.kind === "sensor") refresh.add(layer);
+        layer.features.set(id, feature);
+        if (m.values) layer.latest.set(id, {...layer.latest.get(id), ...m.values, time: m.observed_at});
+        this.status.liveValues = (this.status.liveValues || 0) + (m.values ? 1 : 0);
       } else {
-        refresh.add(layer);
+        this.refreshLater(layer);
       }
       layer.touch();
     }
-    for (const layer of refresh) this.refreshLater(layer);
     this.redraw();
   }
 
-  /** Re-read a layer's readings (sensors) or tiles (dense layers), at most every few seconds. */
+  /** Reload a dense layer's tiles, at most every 10 s. */
   refreshLater(layer) {
     if (layer.refreshTimer) return;
-    layer.refreshTimer = setTimeout(async () => {
+    layer.refreshTimer = setTimeout(() => {
       layer.refreshTimer = null;
-      if (layer.mode === "points") await loadLatest(layer).catch(() => null);
-      else layer.tileVersion += 1;
+      layer.tileVersion += 1;
       layer.touch();
       this.redraw();
-    }, layer.mode === "points" ? 3000 : 10000);
+    }, 10000);
   }
 
   async resync() {
-    await Promise.all(this.layers.filter((l) => l.mode === "points").map((l) => loadPoints(l).catch(() => null)));
+    await Promise.all(this.layers.filter((l) => l.mode === "points").map((l) => loadPoints(l)
+      .then(() => l.kind === "sensor" && loadLatest(l)).catch(() => null)));
     if (config.user.read_events) await this.store.load().catch((e) => this.fail(e));
     this.redraw();
   }
@@ -299,8 +302,8 @@ export class MapApp {
     this.onEventsChanged?.();
   }
 
-  flyTo(position, zoom = 17) {
-    const target = {...this.viewState, longitude: position[0], latitude: position[1], zoom, pitch: 55,
+  flyTo(position, zoom = 17, {pitch = 55, bearing = this.viewState.bearing} = {}) {
+    const target = {...this.viewState, longitude: position[0], latitude: position[1], zoom, pitch, bearing,
       transitionDuration: FLY_MS, transitionInterpolator: new FlyToInterpolator()};
     this.deck.setProps({initialViewState: target});
   }

@@ -32,6 +32,7 @@ function row(layer, onChange) {
   const toggle = el("input", {type: "checkbox", class: "layer-toggle", dataset: {layer: layer.id}, checked: layer.visible});
   toggle.addEventListener("change", () => {
     layer.visible = toggle.checked;
+    layer.touch();         // new deck.gl layers when shown again: deck finalised the old ones
     onChange(layer);
   });
   return el("li", {class: `layer kind-${layer.kind}`, dataset: {layer: layer.id}},

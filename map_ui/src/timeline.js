@@ -1,10 +1,33 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 // The time slider: the last 24 hours, in 5-minute steps. At the right end the map is live; anywhere
 // else it shows the events as they stood then (active in the 24 h before it, each with the status
-// it had at that moment, from /api/events?as_of=) and puts moving features (boats) where their
-// tracks had them, and the replay button plays the day in a minute.
+// it had at that moment, from /api/events?as_of=), colours sensors by their latest reading at that
+// moment (grey if they were offline then, from /collections/{id}/latest?datetime=), puts moving
+// features (boats) where their tracks had them, and the replay button plays the day in a minute.
+import { config } from "./config.js";
 import { byId } from "./dom.js";
+import { readingsAt } from "./feeds.js";
 import { formatDate, t } from "./i18n.js";
+
+/** The layers whose colour depends on readings: visible sensor points. */
+const readingLayers = (app) => app.layers.filter((l) => l.visible && l.kind === "sensor" && l.mode === "points");
+
+/** Each reading layer's values as of `moment`; a layer whose request fails shows no values then. */
+async function pastReadings(app, moment) {
+  const layers = readingLayers(app);
+  const answers = await Promise.all(layers.map((l) => readingsAt(l, moment).catch((e) => { app.fail(e); return null; })));
+  return new Map(layers.map((l, i) => [l.id, answers[i] || {latest: new Map(), offline: new Set()}]));
+}
+
+/** Draw `layers` with their past readings (a Map id -> {latest, offline}), or live ones (null). */
+function showReadings(app, readings) {
+  for (const layer of app.layers) {
+    const past = readings?.get(layer.id) ?? null;
+    if (past === null && !layer.replay) continue;
+    layer.replay = past;       // render.js colours from it instead of the live values
+    layer.touch();
+  }
+}
 
 const DAY_MIN = 1440;
 const REPLAY_STEP_MIN = 5;
@@ -24,9 +47,11 @@ export function setupTime(app) {
     }
     busy = true;
     try {
-      const events = await app.store.loadAsOf(moment);
+      const [events, readings] = await Promise.all([
+        config.user.read_events ? app.store.loadAsOf(moment) : [], pastReadings(app, moment)]);
       if (ticket !== asked) return false;
       app.store.history = events;
+      showReadings(app, readings);
       return true;
     } catch (e) {
       app.fail(e);
@@ -55,6 +80,7 @@ export function setupTime(app) {
     if (minutes >= DAY_MIN) {
       app.moment = null;
       app.store.cutoff = null;
+      showReadings(app, null);
       label.textContent = t("now");
     } else {
       const moment = Date.now() - (DAY_MIN - minutes) * 60000;

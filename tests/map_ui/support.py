@@ -279,6 +279,10 @@ class Browser_:
         self.browser: Browser = self.playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
     def page(self, stack: Stack, *, locale: str = "vi-VN", logged_in: bool = True) -> tuple[Page, list[str]]:
+        # A test that failed before closing its page leaves it drawing (software WebGL): close it,
+        # or every later test of the module starves and times out too.
+        for leftover in self.browser.contexts:
+            leftover.close()
         context = self.browser.new_context(viewport=VIEWPORT, locale=locale)
         if logged_in:
             context.add_cookies([{"name": "sessionid", "value": stack.session, "url": stack.base}])
@@ -310,7 +314,8 @@ PAGE_STATE_JS = """() => {
     history: s.history.length + " " + JSON.stringify(s.history.slice(0, 12).map(brief)),
     open: s.events.size + " " + JSON.stringify([...s.events.values()].slice(0, 12).map(brief)),
     listed: [...document.querySelectorAll("#alert-list li")].slice(0, 12).map((li) => `${li.dataset.eventId}:${li.className}`),
-    wallView: citytwin.wallView ?? null};
+    wallView: citytwin.wallView ?? null, wallViews: citytwin.wallViews ?? null,
+    wallShown: (citytwin.wallShown || []).map((v) => v.name)};
 }"""
 
 
@@ -330,6 +335,17 @@ def wait_page(page: Page, condition: str, timeout_s: float, what: str, *, contex
         extra = f"; {context()}" if context else ""
         pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; the page held "
                     f"{json.dumps(state, ensure_ascii=False, default=str)[:4000]}{extra}")
+
+
+def drawn_colour(layer: str, feature: str, expected: list[int]) -> str:
+    """The colour deck.gl draws a point with (its binary colour attribute), once it is ``expected``."""
+    return f"""() => {{
+        const deckLayer = citytwin.app.deck.props.layers.find(l => l.id === '{layer}');
+        const i = deckLayer ? deckLayer.props.features.findIndex(f => String(f.id) === '{feature}') : -1;
+        if (i < 0) return null;
+        const rgb = [...deckLayer.props.data.attributes.getFillColor.value.slice(4 * i, 4 * i + 3)];
+        return rgb.join() === '{",".join(map(str, expected))}' ? rgb : null;
+    }}"""
 
 
 def wait_tiles(page: Page, timeout_s: float = 60) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.map_ui.support import open_map, remote, save
+from tests.map_ui.support import drawn_colour, open_map, remote, save, wait_page
 
 pytestmark = pytest.mark.django_db
 
@@ -37,17 +37,6 @@ def _new_event(page, known: list[int]) -> int:
         return fresh.length ? fresh[0] : null;
     }}""", timeout=30000)
     return handle.json_value()
-
-
-def _drawn_colour(layer: str, feature: str, expected: list[int]) -> str:
-    """The colour deck.gl draws a point with (its binary colour attribute), once it is ``expected``."""
-    return f"""() => {{
-        const deckLayer = citytwin.app.deck.props.layers.find(l => l.id === '{layer}');
-        const i = deckLayer ? deckLayer.props.features.findIndex(f => String(f.id) === '{feature}') : -1;
-        if (i < 0) return null;
-        const rgb = [...deckLayer.props.data.attributes.getFillColor.value.slice(4 * i, 4 * i + 3)];
-        return rgb.join() === '{",".join(map(str, expected))}' ? rgb : null;
-    }}"""
 
 
 def _pick(page, layer: str, position_js: str) -> str:
@@ -121,9 +110,9 @@ def test_a_sensor_is_coloured_by_its_latest_reading_and_its_details_chart_recent
                                 {"type": "AirQualityObserved", "dateObserved": _iso(start + timedelta(minutes=n)),
                                  "pm25": pm25})
 
-    # The live state change makes the page re-read the layer's latest readings.
+    # The feature messages carry the newest values (the burst coalesced: its last reading wins).
     page.wait_for_function(f"citytwin.app.layer('{air}').latest.get('aq-0')?.pm25 === {values[-1]}", timeout=60000)
-    colour = page.wait_for_function(_drawn_colour(air, "aq-0", [143, 63, 151]), timeout=30000).json_value()
+    colour = page.wait_for_function(drawn_colour(air, "aq-0", [143, 63, 151]), timeout=30000).json_value()
     assert colour == [143, 63, 151], "PM2.5 160 µg/m³ is VN_AQI 'very unhealthy' purple"
 
     where = "citytwin.app.layer('%s').features.get('aq-0').geometry.coordinates" % air
@@ -141,6 +130,22 @@ def test_a_sensor_is_coloured_by_its_latest_reading_and_its_details_chart_recent
         raise AssertionError(f"no chart in the details: {page.locator('#details').inner_text()[:500]}") from None
     assert chart.get_attribute("data-points") == str(len(values))
     save(page, "sensor-details")
+    assert remote(requests) == []
+    page.context.close()
+
+
+def test_a_published_reading_recolours_a_sensor_from_the_live_message_without_an_http_read(stack, browser):
+    page, requests = _live_page(stack, browser)
+    air = stack.devices.layers["air"].slug
+    wait_page(page, f"citytwin.app.layer('{air}').features.has('aq-1')", 60, "the air stations loaded")
+    before = len(requests)
+    stack.publisher.publish(stack.devices.topic("aq-1", "air"),
+                            {"type": "AirQualityObserved", "dateObserved": _iso(datetime.now(timezone.utc)),
+                             "pm25": 120.0})
+    wait_page(page, drawn_colour(air, "aq-1", [255, 0, 0]), 30, "aq-1 drawn red (PM2.5 120: VN_AQI 'unhealthy')")
+    assert page.evaluate("citytwin.liveValues") >= 1
+    reads = [u for u in requests[before:] if ".observations" in u or "/latest" in u]
+    assert reads == [], "the colour came with the live message, not from a read"
     assert remote(requests) == []
     page.context.close()
 
@@ -169,7 +174,7 @@ def test_a_device_reporting_inactive_greys_out_on_the_map_without_a_reload(stack
                              "deviceState": "inactive"})
     page.wait_for_function(f"citytwin.app.layer('{air}').features.get('aq-2').properties.status === 'inactive'",
                            timeout=30000)
-    colour = page.wait_for_function(_drawn_colour(air, "aq-2", [150, 150, 150]), timeout=30000).json_value()
+    colour = page.wait_for_function(drawn_colour(air, "aq-2", [150, 150, 150]), timeout=30000).json_value()
     assert colour == [150, 150, 150], "an inactive device is drawn grey"
     assert page.evaluate("window.sameDocument") is True
     assert remote(requests) == []

@@ -2,13 +2,14 @@
 """Planner tools, the time slider and the video wall in a real Chromium."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
 
 import psycopg
 
-from tests.map_ui.support import NGO_MON, _database_url, open_map, remote, save, wait_page
+from tests.map_ui.support import NGO_MON, _database_url, drawn_colour, open_map, remote, save, wait_page
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +142,35 @@ def test_the_replay_shows_each_event_with_the_status_it_had_at_that_moment(stack
     page.context.close()
 
 
+def _past_reading(stack, device: str, minutes_ago: int, values: dict) -> None:
+    """A reading stored in the past, committed (the server reads it from its own process)."""
+    with psycopg.connect(_database_url(), autocommit=True) as db:
+        db.execute("INSERT INTO twin_observation (feature_id, time, values) SELECT id, now() - make_interval(mins => %s), "
+                   "%s::jsonb FROM twin_feature WHERE layer_id = %s AND external_id = %s",
+                   [minutes_ago, json.dumps(values), stack.devices.layers["air"].pk, device])
+
+
+def test_the_replay_colours_sensors_by_their_reading_at_that_moment(stack, browser):
+    air = stack.devices.layers["air"].slug
+    _past_reading(stack, "aq-1", 170, {"pm25": 10.0})     # VN_AQI good: green
+    _past_reading(stack, "aq-1", 100, {"pm25": 160.0})    # very unhealthy: purple
+    page, requests = browser.page(stack)
+    open_map(page, stack.base + "/map/")
+    wait_page(page, drawn_colour(air, "aq-1", [143, 63, 151]), 60, "aq-1 purple now (its latest reading)")
+
+    page.locator("#time-slider").fill("1290")              # 150 minutes ago
+    wait_page(page, drawn_colour(air, "aq-1", [0, 228, 0]), 60, "aq-1 green as it read 150 minutes ago",
+              context=lambda: page.evaluate(f"JSON.stringify([...(citytwin.app.layer('{air}').replay?.latest || [])])"))
+    assert any("/latest?datetime=" in u for u in requests), "the replay asks for the readings as of the moment"
+    page.locator("#time-slider").fill("1380")              # an hour ago
+    wait_page(page, drawn_colour(air, "aq-1", [143, 63, 151]), 60, "aq-1 purple an hour ago")
+    page.locator("#time-slider").fill("1440")              # now: live values again
+    wait_page(page, f"citytwin.moment === null && citytwin.app.layer('{air}').replay === null", 60, "the map live again")
+    save(page, "replay-sensors")
+    assert remote(requests) == []
+    page.context.close()
+
+
 def test_the_video_wall_shows_kpis_and_the_alert_ticker_without_controls_and_cycles_views(stack, browser):
     page, requests = browser.page(stack, locale="en-GB")
     view = f"{NGO_MON[0]},{NGO_MON[1]},16.5"
@@ -156,3 +186,36 @@ def test_the_video_wall_shows_kpis_and_the_alert_ticker_without_controls_and_cyc
     save(page, "wall")
     assert remote(requests) == []
     page.context.close()
+
+
+def _wall_views(city: str, views: list[tuple]) -> list[int]:
+    with psycopg.connect(_database_url(), autocommit=True) as db:
+        return [db.execute("INSERT INTO map_ui_wallview (city_id, name_vi, name_en, longitude, latitude, zoom, pitch, "
+                           "bearing, layers, dwell_s, \"order\") SELECT id, %s, '', %s, %s, %s, 50, 0, %s::jsonb, 2, %s "
+                           "FROM twin_city WHERE slug = %s RETURNING id", [*view, city]).fetchone()[0]
+                for view in views]
+
+
+def test_the_video_wall_cycles_the_views_saved_on_the_server(stack, browser):
+    air = stack.devices.layers["air"].slug
+    ids = _wall_views("hue", [("mapt-A", NGO_MON[0], NGO_MON[1], 16.5, "[]", -20),
+                              ("mapt-B", 107.545, 16.453, 15, json.dumps([air, "hue-buildings"]), -10)])
+    try:
+        page, requests = browser.page(stack)
+        open_map(page, stack.base + "/map/wall/")
+        assert page.evaluate("citytwin.wallViews.slice(0, 2)") == ["mapt-A", "mapt-B"]
+        # What each cycle showed is logged: under load a 2 s view can come and go between two polls.
+        shown = wait_page(page, "(citytwin.wallShown || []).length >= 2 && citytwin.wallShown", 60,
+                          "the wall on the server's second view").json_value()
+        first, second = shown[0], shown[1]
+        assert (first["name"], second["name"]) == ("mapt-A", "mapt-B")
+        assert (second["longitude"], second["latitude"]) == (107.545, 16.453)
+        assert second["at"] - first["at"] >= 1900, "each view stays its dwell_s (2 s)"
+        assert sorted(second["layers"]) == sorted([air, "hue-buildings"]), "the view's layers, and only them"
+        assert any("/map/wall/views" in u for u in requests)
+        save(page, "wall-server-views")
+        assert remote(requests) == []
+        page.context.close()
+    finally:
+        with psycopg.connect(_database_url(), autocommit=True) as db:
+            db.execute("DELETE FROM map_ui_wallview WHERE id = ANY(%s)", [ids])
