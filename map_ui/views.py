@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -24,6 +24,9 @@ from django.views.decorators.http import require_GET
 from layers.collections import readable_collections
 from layers.ogc import ApiRequest, collection_document
 from map_ui.catalogue import catalogue
+from map_ui.wall import city_views
+from twin.auth import json_api, requires
+from twin.errors import InvalidInput
 from twin.models import City
 from twin.roles import Capability, has_capability
 
@@ -74,7 +77,7 @@ def page_config(request: HttpRequest, mode: str) -> dict[str, Any]:
         "strings": catalogue(lang),
         "collections": _map_collections(request, "en" if lang.startswith("en") else "vi"),
         "urls": {"collections": "/collections", "tiles": "/tiles", "events": "/api/events",
-                 "live": "/ws/live",
+                 "live": "/ws/live", "wallViews": "/map/wall/views",
                  "fonts": [static("map_ui/fonts/be-vietnam-pro-latin-400-normal.woff2"),
                            static("map_ui/fonts/be-vietnam-pro-vietnamese-400-normal.woff2")]},
     }
@@ -99,6 +102,27 @@ def map_page(request: HttpRequest) -> HttpResponse:
 def wall_page(request: HttpRequest) -> HttpResponse:
     """The video-wall layout: map, alert ticker and KPI tiles, no controls."""
     return _render(request, "wall")
+
+
+@json_api
+@requires(Capability.READ_EVENTS)
+def wall_views(request: HttpRequest) -> JsonResponse:
+    """``GET /map/wall/views[?city=slug]``: the city's saved wall views, in wall order.
+
+    Read by the wall page (users who see alerts on the wall: operators, leaders,
+    responders, ...); administrators edit the views in the admin.
+    """
+    slug = request.GET.get("city", "").strip() or settings.DEFAULT_CITY
+    unknown = sorted(set(request.GET) - {"city"})
+    if unknown:
+        raise InvalidInput(f"unknown query parameter {unknown[0][:40]!r}; this endpoint takes city")
+    if len(slug) > 63 or not slug.replace("-", "").isalnum():
+        raise InvalidInput("parameter 'city' must be a city slug such as 'hue'")
+    views = city_views(slug)
+    response = JsonResponse({"city": slug, "numberReturned": len(views), "views": views},
+                            json_dumps_params={"ensure_ascii": False})
+    response["Cache-Control"] = "private, max-age=30"
+    return response
 
 
 class MapLoginView(auth_views.LoginView):

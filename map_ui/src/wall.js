@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 // Video-wall mode: the map, KPI tiles and an alert ticker, no controls, cycling between saved
 // views. Views come from the URL (`?view=lon,lat,zoom[,pitch[,bearing]]`, repeatable, so each
-// screen of a wall gets its own), else from views saved in the console, else the city and its
-// most severe open events. `?cycle=SECONDS` sets the dwell time (default 20).
+// screen of a wall gets its own), else from the city's views saved on the server
+// (`/map/wall/views`: centre, zoom, pitch, bearing, layers on, dwell), else from views saved in
+// this browser's console, else the city and its most severe open events. `?cycle=SECONDS` sets
+// the dwell time of every view (default: the server view's own, else 20).
+import { getJSON } from "./api.js";
 import { config } from "./config.js";
 import { byId, el } from "./dom.js";
 import { formatNumber, formatTime, localName, t } from "./i18n.js";
@@ -54,12 +57,42 @@ function renderTicker(app) {
   byId("ticker").replaceChildren(el("div", {class: "track"}, items));
 }
 
-export function setupWall(app) {
+/** The city's views saved on the server, or [] (no right to read them, none saved, or it failed). */
+async function serverViews(app) {
+  if (!config.user.read_events || !config.urls.wallViews) return [];
+  try {
+    const body = await getJSON(config.urls.wallViews, config.city.slug ? {city: config.city.slug} : {});
+    return (body.views || []).map((v) => ({...v, name: localName(v.name_vi, v.name_en)}));
+  } catch (e) {
+    app.fail(e);
+    return [];
+  }
+}
+
+/** Switch on exactly the view's layers (an empty list keeps the page's own). */
+function showLayers(app, slugs) {
+  if (!slugs?.length) return;
+  const on = new Set(slugs);
+  let changed = false;
+  for (const layer of app.layers) {
+    if (layer.visible !== on.has(layer.id)) {
+      layer.visible = on.has(layer.id);
+      layer.touch();       // new deck.gl layers when shown again: deck finalised the old ones
+      changed = true;
+    }
+  }
+  if (changed) app.layerChanged();
+}
+
+export async function setupWall(app) {
   app.deck.setProps({controller: false});
-  const dwell = (Number(new URLSearchParams(location.search).get("cycle")) || 20) * 1000;
+  const forced = Number(new URLSearchParams(location.search).get("cycle")) || null;
+  const fromServer = viewsFromQuery(location.search).length ? [] : await serverViews(app);
+  app.status.wallViews = fromServer.map((v) => v.name);
   const views = () => {
     const fixed = viewsFromQuery(location.search);
     if (fixed.length) return fixed;
+    if (fromServer.length) return fromServer;
     const saved = savedViews();
     if (saved.length) return saved;
     const severe = app.store.visible().filter((e) => e.position).sort((a, b) => b.severity - a.severity).slice(0, 3);
@@ -72,7 +105,12 @@ export function setupWall(app) {
     const view = list[index % list.length];
     index += 1;
     app.status.wallView = index;
-    app.flyTo([view.longitude, view.latitude], view.zoom);
+    app.status.wallViewName = view.name ?? null;
+    showLayers(app, view.layers);
+    app.status.wallShown = [...(app.status.wallShown || []).slice(-20), {name: view.name ?? null, at: performance.now(),
+      longitude: view.longitude, latitude: view.latitude, layers: app.layers.filter((l) => l.visible).map((l) => l.id)}];
+    app.flyTo([view.longitude, view.latitude], view.zoom, {pitch: view.pitch, bearing: view.bearing});
+    setTimeout(cycle, (forced || view.dwell_s || 20) * 1000);
   };
   app.onEventsChanged = () => {
     renderKpis(app);
@@ -81,7 +119,6 @@ export function setupWall(app) {
   app.onEventsChanged();
   setInterval(() => renderKpis(app), 5000);
   cycle();
-  setInterval(cycle, dwell);
 }
 
 /** The console's "save this view for the wall" action. */

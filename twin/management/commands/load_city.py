@@ -42,6 +42,11 @@ class Command(BaseCommand):
             progress = verbosity >= 1 and not no_progress and sys.stderr.isatty()
             echo = self.stdout.write if verbosity >= 2 else (lambda _: None)
             report = load_city(cfg, progress=progress, echo=echo)
+            views = path.parent / "wall_views.toml"     # the city's saved video-wall views (map_ui/wall.py)
+            if views.exists():
+                from map_ui.wall import load_city_views
+
+                report.messages.append(f"{load_city_views(cfg.slug, views)} wall view(s) from {views.name}")
         except TwinError as exc:
             raise CommandError(str(exc)) from exc
         except DatabaseError as exc:  # e.g. a removed feature is still referenced by an event
