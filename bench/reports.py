@@ -31,7 +31,8 @@ server (created, migrated, Huế loaded; dropped afterwards unless ``--keep``):
   requests.json`` multipart with the photo, from ``--http-clients`` client
   threads, to a server process on the scratch database — ``daphne``: ``twin
   runserver`` exactly as ``make demo`` serves it (ASGI); ``gunicorn``:
-  ``twin.wsgi`` with one gthread worker of 32 threads. Each request has its
+  ``twin.wsgi`` with one gthread worker of 32 threads (``gunicorn:N``: N
+  worker processes of 32/N threads, each with its own group-commit writer). Each request has its
   own ``api_key`` (the Open311 rate-limit key), so the per-client limit does
   not refuse the benchmark's single address.
 
@@ -277,12 +278,13 @@ def start_server(kind: str, port: int) -> "subprocess.Popen":
     env = {**os.environ, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-reports-not-secret")}
     if kind == "daphne":       # what `make demo` runs (scripts/demo-live.sh): Daphne's runserver, ASGI
         cmd = [str(root / ".venv/bin/twin"), "runserver", "--noreload", f"127.0.0.1:{port}"]
-    elif kind == "gunicorn":   # a threaded WSGI server
-        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", "32", "-w", "1",
-               "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    elif kind.split(":")[0] == "gunicorn":   # a threaded WSGI server; gunicorn:N = N worker processes
+        workers = int(kind.split(":")[1]) if ":" in kind else 1
+        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", str(32 // workers),
+               "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     else:
-        raise SystemExit(f"--http: unknown server {kind!r} (daphne, gunicorn)")
-    log = open(f"/tmp/bench-reports-{kind}.log", "w")  # noqa: SIM115 (closed with the process)
+        raise SystemExit(f"--http: unknown server {kind!r} (daphne, gunicorn, gunicorn:N)")
+    log = open(f"/tmp/bench-reports-{kind.replace(':', '-')}.log", "w")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(200):
         try:
@@ -290,7 +292,7 @@ def start_server(kind: str, port: int) -> "subprocess.Popen":
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"{kind} exited; see /tmp/bench-reports-{kind}.log") from None
+                raise RuntimeError(f"{kind} exited; see /tmp/bench-reports-{kind.replace(':', '-')}.log") from None
             time.sleep(0.2)
     proc.terminate()
     raise RuntimeError(f"{kind} did not answer within 40 s")
@@ -386,7 +388,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=400, help="reports filed per thread setting")
     parser.add_argument("--threads", default="1,8,32")
     parser.add_argument("--photo", default="1280x960", help="photo size WxH")
-    parser.add_argument("--http", default="", help="also file over HTTP through these servers: daphne,gunicorn")
+    parser.add_argument("--http", default="", help="also file over HTTP through these servers: daphne,gunicorn,gunicorn:2")
     parser.add_argument("--http-clients", type=int, default=32, help="client threads for --http")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
