@@ -10,7 +10,6 @@ locked) but useless.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.rules.base import UnknownRuleError
 from ingestion.rules.engine import get_engine
+from twin.shutdown import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class Command(BaseCommand):
         if not 1 <= period <= 3600:
             raise CommandError("--interval must be between 1 and 3600 seconds")
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop_on_signals(stop)
         self.stderr.write(f"checking offline devices every {period:g} s (Ctrl-C to stop)")
         while not stop.is_set():
             self._check(engine, None)

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
 from ingestion.config import IngestConfig, load_config
+from twin.shutdown import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ class Command(BaseCommand):
             drained = worker.retire()
             self.stdout.write(f"worker {cfg.worker.name}: session {'ended' if drained else 'NOT drained, kept'}")
             return
-        signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-        signal.signal(signal.SIGINT, lambda *_: worker.stop())
+        stop_on_signals(worker.stop)
         worker.run()
 
     def _supervise(self, cfg: IngestConfig, workers: int, base: list[str]) -> None:

@@ -8,7 +8,6 @@ device and exits (tests, smoke checks).
 """
 from __future__ import annotations
 
-import signal
 import threading
 
 from django.conf import settings
@@ -21,6 +20,7 @@ from ingestion.simulator.plan import make_plan
 from ingestion.simulator.publisher import PublishStats, run_fleet
 from ingestion.simulator.readiness import IngestNotReady, wait_for_ingest
 from twin.errors import TwinError
+from twin.shutdown import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -66,8 +66,7 @@ class Command(BaseCommand):
         if options["wait_for_ingest"] > 0:
             self._wait_for_ingest(plan, cfg, options["wait_for_ingest"])
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop_on_signals(stop)
         what = "one message per device" if plan.once else (
             f"{plan.rate:g} msg/s" if plan.rate else "as fast as possible")
         self.stdout.write(f"publishing {len(devices)} devices to mqtt://{plan.host}:{plan.port}/{cfg.topic_root}/"
