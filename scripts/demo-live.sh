@@ -24,4 +24,5 @@ trap cleanup EXIT INT TERM
 "$twin" check-offline --interval 60 >"$RUN_DIR/demo-offline.log" 2>&1 & pids+=($!)
 "$twin" simulate --no-register --wait-for-ingest 60 --rate "${DEMO_SIM_RATE:-20}" >>"$RUN_DIR/demo-simulate.log" 2>&1 & pids+=($!)
 log "live: ingestion worker, offline timers, simulator, camera analytics and the report deadline check running (logs: .run/demo-*.log)"
-"$twin" runserver "${DEMO_ADDR:-127.0.0.1:8000}"
+# --noreload: a demo serves; the file watcher would poll every source file each second.
+"$twin" runserver --noreload "${DEMO_ADDR:-127.0.0.1:8000}"
