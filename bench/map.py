@@ -4,6 +4,7 @@
     set -a; . .run/env; set +a
     .venv/bin/python bench/map.py                       # 10k, 100k, 1M live points
     .venv/bin/python bench/map.py --points 10000 --seconds 8 --json out.json
+    .venv/bin/python bench/map.py --points 1000000 --seconds 0 --min-frames 3    # 1M: one round, 3 frames
 
 Starts ``manage.py runserver`` on the database of ``DATABASE_URL`` (a loaded city; ``make demo``
 loads Huế) and opens two pages, one at a time, in Debian's Chromium (SwiftShader WebGL, 1280×800, every host but
@@ -22,7 +23,11 @@ Measured, in the same run for both pages:
   page was an empty map before any tile arrived, so not like with like). Idle: every tile in
   view loaded;
 * frame time with N live points (binary attributes, 1 % moved every frame, as a live feed):
-  median interval between deck.gl frames over ``--seconds`` (at least 4 frames).
+  median interval between deck.gl frames over ``--seconds`` (at least ``--min-frames``). Since
+  24 Nov 2026 (13:40 UTC) both pages stay open for this part (the idle one draws nothing) and each
+  size is measured in ``--rounds`` back-to-back bare/console pairs in alternating order; the
+  ratio is the median of the per-round ratios (the load of the shared machine moved the bare
+  page's own figure by 1.7–2.7× between runs minutes apart). 1M points: one round.
 
 Goals (issue 6): console frame time ≤ 1.2 × bare, first render ≤ 1.5 × bare, zero external
 requests. Software rendering is slow and fill-rate bound: absolute frame rates are reported, not
@@ -53,6 +58,7 @@ ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"
 LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
 VIEWPORT = {"width": 1280, "height": 800}
 LOAD_TIMEOUT_MS = 180_000
+MAX_MEASURE_S = 600          # one page, one size: a 1M-point frame takes tens of seconds here
 
 
 def free_port() -> int:
@@ -150,7 +156,7 @@ def load_times(page, url: str, state: str) -> dict:
     return found
 
 
-def frame_time(page, start_js: str, frames_js: str, stop_js: str, seconds: float) -> dict:
+def frame_time(page, start_js: str, frames_js: str, stop_js: str, seconds: float, min_frames: int = 5) -> dict:
     page.evaluate(start_js)
     page.wait_for_function(f"{frames_js}.length >= 2", timeout=LOAD_TIMEOUT_MS, polling=100)   # warm-up
     page.evaluate(f"{frames_js}.length = 0")
@@ -158,13 +164,28 @@ def frame_time(page, start_js: str, frames_js: str, stop_js: str, seconds: float
     while True:
         time.sleep(0.5)
         count = page.evaluate(f"{frames_js}.length")
-        if (time.monotonic() - started >= seconds and count >= 5) or time.monotonic() - started > 300:
+        if (time.monotonic() - started >= seconds and count >= min_frames) or time.monotonic() - started > MAX_MEASURE_S:
             break
     stamps = page.evaluate(frames_js)
     page.evaluate(stop_js)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     median = statistics.median(gaps) if gaps else float("nan")
-    return {"frame_ms": median, "fps": 1000 / median if gaps else 0.0, "frames": len(stamps)}
+    # The fastest frame too: on a shared machine the least disturbed estimate of a frame's own cost.
+    return {"frame_ms": median, "fps": 1000 / median if gaps else 0.0, "frames": len(stamps),
+            "best_ms": min(gaps) if gaps else float("nan")}
+
+
+def hooks(name: str, n: int, bounds) -> tuple[str, str, str]:
+    """The start, frame-list and stop expressions of one page's live-points hook."""
+    if name == "bare":
+        return f"bench.startLive({n}, {bounds})", "bench.frames", "bench.stopLive()"
+    return f"citytwin.app.startBench({n})", "citytwin.frames", "citytwin.app.stopBench()"
+
+
+def _median_of(rounds: list[dict], name: str) -> dict:
+    median = statistics.median(r[name]["frame_ms"] for r in rounds)
+    return {"frame_ms": median, "fps": 1000 / median, "frames": sum(r[name]["frames"] for r in rounds),
+            "best_ms": min(r[name]["best_ms"] for r in rounds)}
 
 
 def open_page(context, requests: list[str]):
@@ -172,6 +193,26 @@ def open_page(context, requests: list[str]):
     page.on("websocket", lambda ws: requests.append(ws.url))
     page.on("pageerror", lambda error: print(f"page error: {error}", file=sys.stderr))
     return page
+
+
+def measure_frames(live: dict, bounds, args) -> dict:
+    """Frame times per size: ``args.rounds`` back-to-back bare/console pairs (alternating order)."""
+    frames = {n: {"rounds": []} for n in args.points}
+    for n in args.points:
+        rounds = args.rounds if n < 1_000_000 else 1
+        for r in range(rounds):
+            order = ("bare", "console") if r % 2 == 0 else ("console", "bare")
+            pair = {name: frame_time(live[name], *hooks(name, n, bounds), args.seconds, args.min_frames)
+                    for name in order}
+            frames[n]["rounds"].append(pair)
+            print(f"{n:>9,} points, round {r + 1}: bare {pair['bare']['frame_ms']:.0f} ms, "
+                  f"console {pair['console']['frame_ms']:.0f} ms", flush=True)
+        for name in live:
+            frames[n][name] = _median_of(frames[n]["rounds"], name)
+        frames[n]["ratio"] = statistics.median(p["console"]["frame_ms"] / p["bare"]["frame_ms"]
+                                               for p in frames[n]["rounds"])
+        frames[n]["best_ratio"] = frames[n]["console"]["best_ms"] / frames[n]["bare"]["best_ms"]
+    return frames
 
 
 def run(args) -> dict:
@@ -203,18 +244,15 @@ def run(args) -> dict:
                 page = open_page(context, requests)
                 results["load"][name] = load_times(page, url, state)
                 page.close()
-            frames = {n: {} for n in args.points}
+            # Frame times: both pages open (the idle one draws nothing: deck.gl redraws on change
+            # only), measured in alternating order, `--rounds` times per size: the load of the
+            # shared machine moves by ±50 % within minutes, so the gate is the median of the
+            # per-round ratios of two measurements taken back to back, not two figures minutes apart.
+            live = {name: open_page(context, requests) for name in pages}
             for name, (url, state) in pages.items():
-                page = open_page(context, requests)
-                load_times(page, url, state)
-                for n in args.points:
-                    if name == "bare":
-                        frames[n][name] = frame_time(page, f"bench.startLive({n}, {bounds})", "bench.frames",
-                                                     "bench.stopLive()", args.seconds)
-                    else:
-                        frames[n][name] = frame_time(page, f"citytwin.app.startBench({n})", "citytwin.frames",
-                                                     "citytwin.app.stopBench()", args.seconds)
-                    print(f"{n:>9,} points, {name}: {frames[n][name]['frame_ms']:.0f} ms", flush=True)
+                load_times(live[name], url, state)
+            frames = measure_frames(live, bounds, args)
+            for page in live.values():
                 page.close()
             results["points"] = frames
             browser.close()
@@ -236,8 +274,11 @@ def report(results: dict) -> str:
         lines.append(f"| {label} | {b:,.0f} ms | {c:,.0f} ms | {c / b:.2f}× | {goal} |")
     for n, row in results["points"].items():
         b, c = row["bare"], row["console"]
+        each = ", ".join(f"{p['console']['frame_ms'] / p['bare']['frame_ms']:.2f}" for p in row["rounds"])
         lines.append(f"| frame time, {int(n):,} live points | {b['frame_ms']:,.0f} ms ({b['fps']:.2f} fps) | "
-                     f"{c['frame_ms']:,.0f} ms ({c['fps']:.2f} fps) | {c['frame_ms'] / b['frame_ms']:.2f}× | ≤ 1.2× |")
+                     f"{c['frame_ms']:,.0f} ms ({c['fps']:.2f} fps) | {row['ratio']:.2f}× (rounds: {each}) | ≤ 1.2× |")
+        lines.append(f"| … fastest frame of all rounds | {b['best_ms']:,.0f} ms | {c['best_ms']:,.0f} ms | "
+                     f"{row['best_ratio']:.2f}× | |")
     lines.append(f"\nrequests: {results['requests']}, outside 127.0.0.1: {len(results['remote_requests'])}")
     return "\n".join(lines)
 
@@ -248,6 +289,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per page and size")
+    parser.add_argument("--rounds", type=int, default=3, help="back-to-back bare/console pairs per size (1 at 1M)")
+    parser.add_argument("--min-frames", type=int, default=5, help="frames per measurement at least")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     results = run(args)

@@ -5,6 +5,7 @@ import { MVTLayer } from "@deck.gl/geo-layers";
 import { MVTLoader } from "@loaders.gl/mvt";
 import { GeoJsonLayer, PathLayer, ScatterplotLayer, SolidPolygonLayer, TextLayer } from "@deck.gl/layers";
 import { positionAt } from "./feeds.js";
+import { simplifiedTile } from "./simplify.js";
 import { GREY, readingColour, reportColour, roadStyle, styleFill, styleStroke } from "./styles.js";
 
 // The main-thread MVTLoader: MVTLayer's default is the worker-only loader.
@@ -27,17 +28,30 @@ export function memo(owner, key, deps, compute) {
   return value;
 }
 
-/** Tile features kept by the layer's property filter (deck reads GeoJSON when binary is off). */
+const TILE_MAX_ZOOM = 18;
+const kept = new WeakMap();
+
+/**
+ * Tile features kept by the layer's property filter (deck reads GeoJSON when binary is off): the
+ * same array for the same tile and filter, or every redraw with a filter set would rebuild every
+ * tile's attributes.
+ */
 function filtered(layer, data) {
-  return layer.filter && Array.isArray(data) ? data.filter((f) => layer.matches(f.properties)) : data;
+  if (!layer.filter || !Array.isArray(data)) return data;
+  const key = `${layer.filter.key}=${layer.filter.value}`;
+  const hit = kept.get(data);
+  if (hit?.key === key) return hit.value;
+  const value = data.filter((f) => layer.matches(f.properties));
+  kept.set(data, {key, value});
+  return value;
 }
 
 function tileLayer(layer, extra) {
   return new MVTLayer({
     id: layer.id, data: layer.tileUrl, loaders: [MVTLoader], loadOptions: LOAD_OPTIONS, binary: false, pickable: true,
-    minZoom: 0, maxZoom: 18, visible: layer.visible, uniqueIdProperty: "id",
+    minZoom: 0, maxZoom: TILE_MAX_ZOOM, visible: layer.visible, uniqueIdProperty: "id",
     onTileLoad: () => { layer.tileArrived ??= performance.now(); }, onTileError: () => { layer.tileArrived ??= performance.now(); },
-    renderSubLayers: (props) => new GeoJsonLayer({...props, data: filtered(layer, props.data)}),
+    renderSubLayers: (props) => new GeoJsonLayer({...props, data: filtered(layer, simplifiedTile(props.data, props.tile, TILE_MAX_ZOOM))}),
     updateTriggers: {renderSubLayers: [layer.version]},
     ...extra,
   });

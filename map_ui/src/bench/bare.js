@@ -24,7 +24,7 @@ const base = (q.get("layers") || "").split(",").filter(Boolean).map((slug) => ne
 }));
 
 let live = null;
-const deck = new Deck({
+const deck = bench.deck = new Deck({
   parent: document.getElementById("map"), views: new MapView({repeat: false}), initialViewState: view, controller: true,
   useDevicePixels: 1, deviceProps: {webgl: {antialias: false}}, layers: base,
   onAfterRender: () => {
