@@ -230,7 +230,11 @@ def run(args) -> dict:
     port = free_port()
     server = start_server(port)
     base = f"http://127.0.0.1:{port}"
-    user_id, session = operator_session()
+    try:
+        user_id, session = operator_session()
+    except BaseException:
+        server.terminate()               # e.g. an unmigrated database: do not leave the server running
+        raise
     requests: list[str] = []
     results: dict = {"points": {}, "load": {}}
     try:
