@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import psycopg
 from django.contrib.gis.geos import Point
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -43,6 +42,7 @@ from reports.services.routing import route_report, router
 from twin.errors import TwinError
 from twin.models import AdminArea, AdminLevel, Agency, City, EventStatus, GeoEvent, GeoEventTransition, Layer
 from twin.services import announce, write_features
+from twin.services.sql import bound_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -328,13 +328,12 @@ def insert_media(rows: list[ReportMedia]) -> list[ReportMedia]:
     """
     if not rows:
         return rows
-    connection.ensure_connection()
     now = timezone.now()
     meta = ReportMedia._meta
     columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in _MEDIA_COLUMNS)
     sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
            f"VALUES ({', '.join(['%s'] * len(_MEDIA_COLUMNS))}) RETURNING id")
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:  # Django's error types
+    with bound_cursor() as cursor:
         cursor.executemany(sql, [(m.report_id, m.kind, m.stage, m.content_type, bytes(m.data), m.size, m.width,
                                   m.height, now) for m in rows], returning=True)
         for row in rows:
