@@ -131,7 +131,7 @@ class AirQualityRule(Rule):
             if result is not None:
                 update = self._judge(row, device, parse_iso(key), result) == "hold"
         if update and row.event_id is not None:
-            open_or_update(self, row, self._alert(device, st), parse_iso(st["started"]))
+            open_or_update(self, row, self._alert(device, st), parse_iso(st["started"]), at=parse_iso(st["last_time"]))
         newest = parse_iso(max(hours)) if hours else None
         if newest is not None:
             st["hours"] = {k: v for k, v in hours.items() if parse_iso(k) > newest - NOWCAST_HOURS * HOUR}

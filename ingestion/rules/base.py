@@ -33,6 +33,10 @@ class RuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     enabled: bool = Field(default=True, description="Run this rule.")
+    update_interval_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="While a condition lasts, write new values of its event (same severity) at most this often, "
+                    "in seconds of reading time; a higher severity is written at once. 0: on every batch.")
 
 
 class Rule(ABC):

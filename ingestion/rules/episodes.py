@@ -13,6 +13,7 @@ condition and never deadlock each other.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -168,11 +169,27 @@ def _route(rule: Rule, state: StateRow, alert: Alert) -> tuple[RoutedTo, dict[st
 
 
 def open_or_update(rule: Rule, state: StateRow, alert: Alert, started_at: datetime,
-                   extra: Mapping[str, Any] | None = None) -> GeoEvent:
-    """Raise the episode's event, or update it (same source key) while it lasts."""
+                   extra: Mapping[str, Any] | None = None, at: datetime | None = None) -> GeoEvent | None:
+    """Raise the episode's event, or update it (same source key) while it lasts.
+
+    An update of a lasting episode is written only when it shows something
+    new, and a new value at the same severity at most every
+    ``update_interval_s`` of reading time (``at``, the newest reading the
+    alert reflects): a station in alert reporting every second must not
+    rewrite its event, and push it to every map, on every batch. That
+    storm is what made ingestion collapse once 75 air-quality events were
+    open (bench/ingest.py, 24 Nov 17:00). A higher severity or another
+    category is written at once; the content held back is written by the
+    next update after the interval, or by :func:`close` (``extra`` always
+    writes). Returns the event written, or None when nothing was written.
+    """
+    episode = iso(started_at)
+    fingerprint = _fingerprint(alert, extra)
+    if extra is None and _held_back(rule, state, episode, alert, fingerprint, at):
+        return None
     routed, record = _route(rule, state, alert)
     payload = {**alert.payload, **(extra or {}), "rule": rule.name, "subject": state.subject,
-               "episode_start": iso(started_at), "routing": record}
+               "episode_start": episode, "routing": record}
     draft = EventDraft(kind=rule.name, category=alert.category, geom=alert.geom, occurred_at=started_at,
                        severity=alert.severity, title=alert.title, payload=payload,
                        source_feature_id=alert.feature_id, source_key=episode_key(rule.name, state.subject, started_at),
@@ -181,8 +198,32 @@ def open_or_update(rule: Rule, state: StateRow, alert: Alert, started_at: dateti
     if created:
         logger.info("%s opened event %s (%s) for %s", rule.actor, event.pk, alert.category, state.subject)
     state.event_id = event.pk
-    state.state["episode"] = iso(started_at)
+    state.state["episode"] = episode
+    state.state["shown"] = [fingerprint, alert.category, alert.severity, iso(at) if at is not None else None]
     return event
+
+
+def _fingerprint(alert: Alert, extra: Mapping[str, Any] | None) -> str:
+    """What an update would show (category, severity, title, place, payload), as a short stable digest."""
+    shown = [alert.category, alert.severity, alert.title, alert.geom.coords if alert.geom is not None else None,
+             alert.payload, extra]
+    text = json.dumps(shown, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _held_back(rule: Rule, state: StateRow, episode: str, alert: Alert, fingerprint: str,
+               at: datetime | None) -> bool:
+    """True when this update of a lasting episode need not be written now (see :func:`open_or_update`)."""
+    shown = state.state.get("shown")
+    if state.event_id is None or state.state.get("episode") != episode or not shown or len(shown) != 4:
+        return False                      # a new episode, or written before this was recorded
+    written, category, severity, written_at = shown
+    if written == fingerprint:
+        return True
+    if category != alert.category or alert.severity > severity or at is None or written_at is None:
+        return False
+    interval = getattr(rule.cfg, "update_interval_s", 0.0)
+    return (at - parse_iso(written_at)).total_seconds() < interval
 
 
 def close(rule: Rule, state: StateRow, alert: Alert, at: datetime, note: str = "") -> GeoEvent | None:

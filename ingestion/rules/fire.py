@@ -117,4 +117,4 @@ class FireRule(Rule):
                 st.update(active=False, count=0)
                 latest = None
         if latest is not None and st.get("active"):
-            open_or_update(self, row, self._alert(device, latest, st), parse_iso(st["since"]))
+            open_or_update(self, row, self._alert(device, latest, st), parse_iso(st["since"]), at=latest.time)

@@ -224,4 +224,5 @@ class ThresholdRule(Rule):
             elif st["phase"] in ("active", "clearing"):
                 latest = reading
         if latest is not None and row.event_id is not None:
-            open_or_update(self, row, self._alert(watch, lim, device, latest, st), parse_iso(st["started"]))
+            open_or_update(self, row, self._alert(watch, lim, device, latest, st), parse_iso(st["started"]),
+                           at=latest.time)

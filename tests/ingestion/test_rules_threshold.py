@@ -131,3 +131,28 @@ def test_bad_watch_configuration_is_refused_with_the_field_named(bad, message):
     with pytest.raises(RulesConfigError) as caught:
         parse_rules(rules(**bad))
     assert message in str(caught.value) and "rules.threshold" in str(caught.value)
+
+
+def test_a_lasting_condition_rewrites_its_event_at_most_once_per_update_interval_of_reading_time(gauge):
+    """A gauge in alert reporting every second must not rewrite (and push) its event on every batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from twin.models import GeoEvent
+
+    table = GeoEvent._meta.db_table
+    config = rules(min_duration_s=0, clear_duration_s=0)
+    config["rules"]["threshold"]["update_interval_s"] = 10
+    with configured(config):
+        evaluate([reading(gauge, T0, {"level_cm": 205})])
+        with CaptureQueriesContext(connection) as queries:
+            for second in range(1, 61):
+                evaluate([reading(gauge, T0 + minutes(second / 60), {"level_cm": 205 + second})])
+        writes = [q for q in queries.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
+        [event] = events_of(gauge)
+        assert 5 <= len(writes) <= 7           # one per 10 s of readings, not 60
+        assert event.payload["peak"] >= 255     # the newest written value, at most 10 s old
+        evaluate([reading(gauge, T0 + minutes(2), {"level_cm": 150})])
+    [event] = events_of(gauge)
+    assert event.status == EventStatus.RESOLVED and event.payload["peak"] == 265   # the close writes everything
+
