@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingestion.adapters.base import Adapter
 from ingestion.config import IngestConfig
+from ingestion.mqtt_client import BufferedClient
 from ingestion.parsing import Reason, parse_message, reject
 from ingestion.sink import Delivery
 from ingestion.topics import TopicScheme
@@ -60,7 +61,7 @@ class MqttAdapter(Adapter):
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         if self._username is not None:
             client.username_pw_set(self._username, self._password)
@@ -180,36 +181,20 @@ class MqttAdapter(Adapter):
 
 
     def ack_many(self, acks: list[_Ack]) -> None:
-        """Acknowledge a committed batch, in arrival order, waking paho's network thread once.
+        """Acknowledge a committed batch, in arrival order, as one write.
 
-        ``Client.ack`` queues one PUBACK and writes a byte to paho's wake-up
-        socket pair, from the sink's thread, for every message: one syscall
-        and one extra turn of the network loop per message, measured at
-        ~10 % of a single-reading worker (py-spy). Here the wake-up socket
-        is set aside while the batch's PUBACKs are queued and written to
-        once after. Only the network thread's own ``loop()`` (never called
-        here: ``loop_start`` runs ``loop_forever``) replaces that socket,
-        and a disconnect waits for the lock held here before paho
-        reconnects. Should paho change, each message is acked as before.
+        ``Client.ack`` queues one PUBACK, wakes paho's network thread through
+        its socket pair and costs one ``send``, per message: ~10 % of a
+        single-reading worker (py-spy). :meth:`BufferedClient.puback_many`
+        queues the batch's PUBACKs as one write. Acks of an earlier
+        connection are dropped (the broker redelivers those messages).
         """
         with self._lock:
-            client = self.client
-            wake = getattr(client, "_sockpairW", None)
             current = [a for a in acks if a.qos and a.generation == self._generation]
-            if wake is None or len(current) < 2:
-                for a in current:
-                    client.ack(a.mid, a.qos)
-                return
-            client._sockpairW = None
-            try:
-                for a in current:
-                    client.ack(a.mid, a.qos)
-            finally:
-                client._sockpairW = wake
-            try:
-                wake.send(b"0")
-            except BlockingIOError:
-                pass          # the loop has wake-ups pending already
+            self.client.puback_many([a.mid for a in current if a.qos == 1])
+            for a in current:
+                if a.qos != 1:
+                    self.client.ack(a.mid, a.qos)
 
 
 class _Ack:

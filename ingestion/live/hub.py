@@ -30,6 +30,7 @@ from ingestion.live.config import LiveConfig
 from ingestion.live.filters import LiveMessage, Subscription, parse_message
 from ingestion.live.payloads import dumps, now_iso
 from ingestion.live.topics import subscriptions, topic_kind
+from ingestion.mqtt_client import BufferedClient
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class LiveHub:
         self.cfg = cfg
         self._host, self._port, tls, username, password = cfg.endpoint()
         client_id = f"citytwin-live-hub-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if username is not None:
             self.client.username_pw_set(username, password)
         if tls:

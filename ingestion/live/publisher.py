@@ -28,6 +28,7 @@ from collections import deque
 import paho.mqtt.client as mqtt
 
 from ingestion.live.config import LiveConfig
+from ingestion.mqtt_client import BufferedClient
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class LivePublisher:
         self.cfg = cfg
         self._host, self._port, self._tls, username, password = cfg.endpoint()
         client_id = f"citytwin-live-pub-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if username is not None:
             self.client.username_pw_set(username, password)
         if self._tls:

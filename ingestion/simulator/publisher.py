@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import paho.mqtt.client as mqtt
 
+from ingestion.mqtt_client import BufferedClient
 from ingestion.simulator.streams import Behaviours, DeviceSpec, build_device
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class _Client:
     def __init__(self, plan: PublishPlan) -> None:
         self.acked = 0
         self.connected = False
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=plan.client_id, protocol=mqtt.MQTTv5)
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=plan.client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(plan.max_inflight)
         if plan.username:
             self.client.username_pw_set(plan.username, plan.password)

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""paho's MQTT client, reading the socket through a buffer: many packets per wake-up.
+
+paho 2.x reads every packet with three ``recv`` calls (the command byte, the
+remaining length byte by byte, then the body), and a subscriber that
+acknowledges by hand (``manual_ack``, as the ingestion workers do) handles
+**one packet per turn of its network loop**, each turn a ``select`` and a
+keep-alive check. At thousands of single-reading messages a second those
+calls were a large share of a worker's CPU, on cores it shares with the
+broker, PostgreSQL and the devices' publisher (``bench/ingest.py``).
+
+:class:`BufferedClient` changes only how bytes come off the socket: one
+``recv`` of up to 64 KiB fills a buffer that paho's own packet reader
+consumes, and after paho's read each turn goes on through every packet
+already buffered. It never reads the socket again in that second pass, so a
+turn is bounded by what one ``recv`` returned and the loop gets back to its
+writes (PUBACKs) and keep-alive; a packet cut at the buffer's end stays in
+paho's partial-packet state and is completed when the socket is readable
+again, as paho does for any short read. Protocol handling, TLS, reconnects
+and callbacks are paho's, unchanged; a new socket (reconnect) starts with an
+empty buffer.
+
+Writing, :meth:`BufferedClient.puback_many` acknowledges a stored batch as
+one queued write (one ``send``, one wake-up of the network thread) where
+``Client.ack`` queues, wakes and sends once per message.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+READ_SIZE = 65536
+_PUBACK = struct.Struct("!BBH")     # MQTT 5 §3.4.2.1: reason code and properties may be omitted on success
+
+
+class BufferedClient(mqtt.Client):
+    """A ``paho.mqtt.client.Client`` with buffered socket reads (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_buffer = b""
+        self._read_pos = 0
+        self._read_sock: object = None
+        self._buffered_only = False
+        #: ``recv`` calls on the socket (for tests and benchmarks).
+        self.socket_reads = 0
+
+    def buffered_bytes(self) -> int:
+        """Bytes read off the socket that paho has not consumed yet."""
+        return len(self._read_buffer) - self._read_pos
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._sock is not self._read_sock:          # a new connection: nothing of the old one is valid
+            self._read_sock, self._read_buffer, self._read_pos = self._sock, b"", 0
+        if self._read_pos >= len(self._read_buffer):
+            if self._buffered_only:
+                raise BlockingIOError      # paho keeps the partial packet and waits for the socket
+            self.socket_reads += 1
+            data = super()._sock_recv(max(bufsize, READ_SIZE))
+            if len(data) <= bufsize:       # all of it wanted (or end of stream: b"")
+                return data
+            self._read_buffer, self._read_pos = data, 0
+        start = self._read_pos
+        end = min(start + bufsize, len(self._read_buffer))
+        self._read_pos = end
+        return self._read_buffer[start:end]
+
+    def puback_many(self, mids: Iterable[int]) -> mqtt.MQTTErrorCode:
+        """Acknowledge these QoS 1 messages (``manual_ack``) in one queued write, in this order.
+
+        The same bytes as ``ack(mid, 1)`` for each (``PUBACK``, remaining
+        length 2, the packet id), joined, so the network thread wakes and
+        calls ``send`` once for the batch.
+        """
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        if not packet:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._packet_queue(mqtt.PUBACK, packet, 0, 0)
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        self._buffered_only = True
+        try:
+            while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self.buffered_bytes():
+                rc = super().loop_read(1)
+        finally:
+            self._buffered_only = False
+        return rc
+
+
+__all__ = ["BufferedClient", "READ_SIZE"]

@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The buffered paho client: every message whole and in order, with far fewer socket reads.
+
+Reconnects (a new socket, an empty buffer) are exercised by tests/ingestion/test_mqtt_faults.py,
+whose workers run on this client while Mosquitto is killed and restarted mid-stream.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingestion.mqtt_client import READ_SIZE, BufferedClient
+from tests.ingestion.mqtt_support import Publisher, broker, unique_root, wait_for  # noqa: F401 (fixture)
+
+# Sizes around the MQTT remaining-length boundaries and the read buffer's size.
+SIZES = [0, 1, 100, 120, 127, 128, 300, 16_380, 16_384, READ_SIZE - 10, READ_SIZE + 10, 200_000]
+
+
+class Collector:
+    """A manual-ack QoS 1 subscriber on the buffered client, with a session that outlives it.
+
+    It acknowledges in batches of ``ack_every`` through ``puback_many``, as
+    the ingestion workers do after each commit.
+    """
+
+    def __init__(self, host: str, port: int, topic: str, client_id: str, ack_every: int = 100) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.unacked: list[int] = []
+        self.ack_every = ack_every
+        self.subscribed = threading.Event()
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True,
+                                     client_id=client_id)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, options=SubscribeOptions(qos=1))
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.on_message = self._on_message
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 300
+        self.client.connect(host, port, clean_start=False, properties=properties)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "no SUBACK"
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.received.append((message.topic, message.payload))
+        self.unacked.append(message.mid)
+        if len(self.unacked) >= self.ack_every:
+            client.puback_many(self.unacked)
+            self.unacked = []
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def payload(index: int) -> bytes:
+    size = SIZES[index % len(SIZES)]
+    head = f"{index}:".encode()
+    return (head + bytes((index + k) % 251 for k in range(size)))[: max(size, len(head))]
+
+
+def test_a_buffered_subscriber_gets_every_message_whole_and_in_order_with_few_socket_reads(broker):
+    host, port = broker
+    topic, client_id = f"{unique_root()}/stream", f"buf-{uuid.uuid4().hex[:10]}"
+    collector = Collector(host, port, topic, client_id)
+    publisher = Publisher()
+    try:
+        expected = [payload(i) for i in range(3_000)]
+        for body in expected:
+            publisher.publish(topic, body)
+        publisher.wait()
+        wait_for(lambda: len(collector.received) >= len(expected), what="all 3,000 messages")
+        assert [body for _, body in collector.received] == expected
+        assert {t for t, _ in collector.received} == {topic}
+        # Plain paho makes at least three recv calls per packet (command, length, body).
+        assert collector.client.socket_reads < len(expected), collector.client.socket_reads
+        assert collector.client.buffered_bytes() == 0
+        assert collector.client.is_connected() and collector.unacked == []
+    finally:
+        publisher.close()
+        collector.close()
+    # Every batched PUBACK was taken: the resumed session has nothing to redeliver.
+    again = Collector(host, port, topic, client_id)
+    try:
+        time.sleep(1.0)
+        assert again.received == []
+    finally:
+        again.close()
+
+if __name__ == "__main__":   # pragma: no cover
+    raise SystemExit(pytest.main([__file__, "-q"]))
