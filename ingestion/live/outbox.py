@@ -8,7 +8,10 @@ second old is already stale. So feature messages are throttled per feature
 the window wait for its end and only the latest is sent. Events are never
 merged: each created/updated/transition is delivered, in order, and ahead
 of any feature update still waiting (an alarm must not queue behind a
-thousand sensor heartbeats).
+thousand sensor heartbeats). A feature message that replaces a waiting one
+keeps the reading (``values``, ``observed_at``) the waiting one carried if
+it has none of its own: a status change right after a reading must not wipe
+the value the map colours the sensor by.
 
 The backlog is bounded: a client that falls ``max_pending`` messages behind
 is reported through :meth:`put` returning False and the consumer closes it
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -27,6 +31,23 @@ from ingestion.live.filters import LiveMessage
 logger = logging.getLogger(__name__)
 
 PRUNE_AT = 1024
+READING_FIELDS = ("values", "observed_at")
+
+
+def carry_reading(older: str, newer: str) -> str:
+    """``newer``, with ``older``'s reading when ``newer`` has none (see the module docstring).
+
+    >>> carry_reading('{"id": 1, "status": "active", "values": {"pm25": 80}, "observed_at": "t"}',
+    ...               '{"id": 1, "status": "offline"}')
+    '{"id": 1, "status": "offline", "values": {"pm25": 80}, "observed_at": "t"}'
+    """
+    if '"values"' not in older:       # the usual case, decided without parsing
+        return newer
+    old, new = json.loads(older), json.loads(newer)
+    if "values" not in old or "values" in new:
+        return newer
+    new.update({name: old[name] for name in READING_FIELDS if name in old})
+    return json.dumps(new, ensure_ascii=False)
 
 
 class Outbox:
@@ -46,7 +67,8 @@ class Outbox:
         if self.pending >= self.max_pending and not (coalesce and message.key in self._pending):
             return False
         if coalesce:
-            self._pending[message.key] = message.text
+            waiting = self._pending.get(message.key)
+            self._pending[message.key] = message.text if waiting is None else carry_reading(waiting, message.text)
         else:
             self._urgent.append(message.text)
         self._wake.set()

@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from ingestion.live import auth, filters, topics
+from ingestion.live import auth, filters, outbox, topics
 
 
-@pytest.mark.parametrize("module", [filters, topics, auth], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [filters, topics, auth, outbox], ids=lambda m: m.__name__)
 def test_doctests_of_the_live_helpers_hold(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -80,3 +80,30 @@ def test_a_client_too_far_behind_is_reported_but_a_pending_feature_can_still_be_
     accepted, new_event, replacement = asyncio.run(scenario())
     assert accepted == [True, True, True]
     assert (new_event, replacement) == (False, True)
+
+
+def test_a_status_change_replacing_a_waiting_reading_keeps_its_values():
+    """The map colours a sensor by its latest values: a status-only update must not wipe them."""
+    import json
+
+    sent: list[str] = []
+    reading = {"type": "feature", "layer": "l", "id": "d0", "status": "active", "values": {"pm25": 80.5},
+               "observed_at": "2026-11-24T17:00:00+00:00"}
+    status = {"type": "feature", "layer": "l", "id": "d0", "status": "offline"}
+
+    async def scenario() -> None:
+        async def send(text: str) -> None:
+            sent.append(text)
+
+        outbox = Outbox(send, window_s=0.3, max_pending=100)
+        task = asyncio.create_task(outbox.run())
+        outbox.put(feature("d0", "maintenance"))
+        await asyncio.sleep(0.05)
+        outbox.put(LiveMessage(kind="feature", text=json.dumps(reading), layer="l", key=("f", "l", "d0")))
+        outbox.put(LiveMessage(kind="feature", text=json.dumps(status), layer="l", key=("f", "l", "d0")))
+        await asyncio.sleep(0.45)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert sent[0] == "d0:maintenance" and len(sent) == 2
+    assert json.loads(sent[1]) == {**status, "values": {"pm25": 80.5}, "observed_at": "2026-11-24T17:00:00+00:00"}
