@@ -118,6 +118,10 @@ class BatchConfig(Section):
                                    description="Flush a batch this long after its first message arrived, if it "
                                    "has not filled up before; under load batches fill while the previous one "
                                    "commits, so they grow by themselves")
+    urgent_streams: tuple[str, ...] = Field(
+        default=("alert",), title="Urgent streams",
+        description="A message on one of these streams (device alerts: fire alarms, camera alerts) flushes its "
+                    "batch at once instead of after the flush delay: an alarm does not wait for company")
     last_seen_resolution_s: float = Field(default=5, ge=0, title="last_seen resolution",
                                           description="Rewrite a device's last_seen only when it moved by this "
                                           "many seconds (or the device reported a status); 0 = every batch")

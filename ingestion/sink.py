@@ -23,6 +23,7 @@ stream (it stops sending at ``receive_maximum`` unacknowledged messages).
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections import deque
@@ -136,7 +137,7 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
     """Store readings, device liveness and dead letters in one transaction."""
     # Sorted by (feature, time): two workers writing overlapping keys take
     # locks in one order, and repeats within the batch sit side by side.
-    ordered = sorted(readings, key=_key)
+    ordered = sorted(readings, key=_BY_FEATURE_AND_TIME)
     rows: list[ObservationRow] = []
     seen: dict[int, datetime] = {}
     statuses: dict[int, str] = {}
@@ -180,8 +181,8 @@ def announce_readings(latest: dict[int, Reading]) -> None:
         logger.exception("could not announce the readings of %d features", len(latest))
 
 
-def _key(reading: Reading) -> tuple[int, datetime]:
-    return reading.feature_id, reading.time
+# (feature_id, time) of a Reading, in C: a Python key function cost ~1 µs a reading.
+_BY_FEATURE_AND_TIME = operator.itemgetter(Reading._fields.index("feature_id"), Reading._fields.index("time"))
 
 
 def acknowledge(batch: Sequence[Delivery]) -> None:
@@ -246,6 +247,8 @@ class Sink:
         self._pending: list[Delivery] = []
         self._pending_readings = 0
         self._first_at = 0.0
+        self._urgent_streams = frozenset(cfg.urgent_streams)
+        self._urgent = False         # the pending batch holds an urgent message: flush it now
         self.totals = CommitReport()
         self._window = CommitReport()
         self._window_start = time.monotonic()
@@ -263,7 +266,8 @@ class Sink:
             self._inbox_since = now
         self._inbox.append(delivery)
         self._inbox_readings += delivery.size
-        if len(self._inbox) >= self._wake_at or self._inbox_readings >= self._cfg.max_readings:
+        if (len(self._inbox) >= self._wake_at or self._inbox_readings >= self._cfg.max_readings
+                or getattr(delivery.message, "stream", None) in self._urgent_streams):
             self._wake.set()
 
     @property
@@ -290,12 +294,15 @@ class Sink:
         interval = self._cfg.flush_interval_ms / 1000
         if not self._pending:
             return interval
+        if self._urgent:
+            return 0.0
         return max(0.0, self._first_at + interval - time.monotonic())
 
     def _due(self) -> bool:
         if not self._pending:
             return False
-        return (len(self._pending) >= self._cfg.max_messages or self._pending_readings >= self._cfg.max_readings
+        return (self._urgent or len(self._pending) >= self._cfg.max_messages
+                or self._pending_readings >= self._cfg.max_readings
                 or time.monotonic() - self._first_at >= self._cfg.flush_interval_ms / 1000)
 
     def _collect(self, timeout: float) -> None:
@@ -320,6 +327,8 @@ class Sink:
     def _add(self, delivery: Delivery) -> None:
         self._pending.append(delivery)
         self._pending_readings += delivery.size
+        if not self._urgent and getattr(delivery.message, "stream", None) in self._urgent_streams:
+            self._urgent = True
 
     def _flush_until_done(self, stop: threading.Event) -> CommitReport | None:
         """Flush, retrying with back-off while the database is unreachable."""
@@ -363,7 +372,7 @@ class Sink:
             logger.exception("batch of %d messages refused; storing message by message", len(batch))
             self._directory.clear()
             readings, report = self._commit_one_by_one(batch)
-        self._pending, self._pending_readings = [], 0
+        self._pending, self._pending_readings, self._urgent = [], 0, False
         acknowledge(batch)
         self.totals.add(report)
         self._window.add(report)

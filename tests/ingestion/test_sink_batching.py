@@ -38,7 +38,7 @@ class _Recorder(Sink):
 
     def flush(self):
         self.batches.append((len(self._pending), time.monotonic()))
-        self._pending, self._pending_readings = [], 0
+        self._pending, self._pending_readings, self._urgent = [], 0, False
 
 
 def _delivery() -> Delivery:
@@ -152,3 +152,35 @@ def test_a_failing_acknowledgement_is_logged_and_does_not_stop_the_others(caplog
     acknowledge([Delivery(message, broken), Delivery(message, lambda: done.append(1))])
     assert done == [1]
     assert "acknowledgement failed" in caplog.text
+
+
+def _parsed(stream: str) -> Delivery:
+    from ingestion.parsing import ParsedMessage
+
+    return Delivery(ParsedMessage(topic=f"hue/sensor/d1/{stream}", payload=b"{}", received_at=T0, city="hue",
+                                  kind="sensor", device_id="d1", stream=stream, items=(), times=(), values=()))
+
+
+def test_an_alert_flushes_its_batch_at_once_instead_of_waiting_for_the_flush_delay():
+    """A fire alarm must not wait the flush delay for company (the latency goal of issue 5)."""
+    sink = _Recorder(BatchConfig(flush_interval_ms=2000, max_messages=100))
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    sink.submit(_parsed("air"))
+    sink.submit(_parsed("air"))
+    time.sleep(0.1)
+    assert sink.batches == []                       # ordinary readings wait for the delay
+    sent = time.monotonic()
+    sink.submit(_parsed("alert"))
+    deadline = time.monotonic() + 3
+    while not sink.batches and time.monotonic() < deadline:
+        time.sleep(0.002)
+    sink.submit(_parsed("air"))
+    time.sleep(0.1)
+    stop.set()
+    thread.join(3)
+    (size, flushed), *rest = sink.batches
+    assert size == 3 and flushed - sent < 0.5       # the alert took the waiting readings with it
+    assert rest == [] or rest[0][1] - flushed >= 0.09  # and the next reading waits again
