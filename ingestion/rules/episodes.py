@@ -184,8 +184,7 @@ def open_or_update(rule: Rule, state: StateRow, alert: Alert, started_at: dateti
     writes). Returns the event written, or None when nothing was written.
     """
     episode = iso(started_at)
-    fingerprint = _fingerprint(alert, extra)
-    if extra is None and _held_back(rule, state, episode, alert, fingerprint, at):
+    if extra is None and _held_back(rule, state, episode, alert, at):
         return None
     routed, record = _route(rule, state, alert)
     payload = {**alert.payload, **(extra or {}), "rule": rule.name, "subject": state.subject,
@@ -199,7 +198,8 @@ def open_or_update(rule: Rule, state: StateRow, alert: Alert, started_at: dateti
         logger.info("%s opened event %s (%s) for %s", rule.actor, event.pk, alert.category, state.subject)
     state.event_id = event.pk
     state.state["episode"] = episode
-    state.state["shown"] = [fingerprint, alert.category, alert.severity, iso(at) if at is not None else None]
+    state.state["shown"] = [_fingerprint(alert, extra), alert.category, alert.severity,
+                            iso(at) if at is not None else None]
     return event
 
 
@@ -211,19 +211,23 @@ def _fingerprint(alert: Alert, extra: Mapping[str, Any] | None) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def _held_back(rule: Rule, state: StateRow, episode: str, alert: Alert, fingerprint: str,
-               at: datetime | None) -> bool:
-    """True when this update of a lasting episode need not be written now (see :func:`open_or_update`)."""
+def _held_back(rule: Rule, state: StateRow, episode: str, alert: Alert, at: datetime | None) -> bool:
+    """True when this update of a lasting episode need not be written now (see :func:`open_or_update`).
+
+    The interval is checked first: the fingerprint (a JSON dump and a hash)
+    is only worth computing once an update is due.
+    """
     shown = state.state.get("shown")
     if state.event_id is None or state.state.get("episode") != episode or not shown or len(shown) != 4:
         return False                      # a new episode, or written before this was recorded
     written, category, severity, written_at = shown
-    if written == fingerprint:
-        return True
-    if category != alert.category or alert.severity > severity or at is None or written_at is None:
+    if category != alert.category or alert.severity > severity:
         return False
-    interval = getattr(rule.cfg, "update_interval_s", 0.0)
-    return (at - parse_iso(written_at)).total_seconds() < interval
+    if at is not None and written_at is not None:
+        interval = getattr(rule.cfg, "update_interval_s", 0.0)
+        if (at - parse_iso(written_at)).total_seconds() < interval:
+            return True
+    return written == _fingerprint(alert, None)
 
 
 def close(rule: Rule, state: StateRow, alert: Alert, at: datetime, note: str = "") -> GeoEvent | None:
