@@ -16,6 +16,14 @@ def event(n: int) -> LiveMessage:
     return LiveMessage(kind="event", text=f"event {n}")
 
 
+def collecting(sent: list[str], window_s: float, max_pending: int = 100) -> Outbox:
+    """An outbox whose send appends to ``sent`` (call inside the running loop)."""
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    return Outbox(send, window_s=window_s, max_pending=max_pending)
+
+
 async def _drain(outbox: Outbox, sent: list[str], until: int, timeout: float = 5.0) -> None:
     task = asyncio.create_task(outbox.run())
     try:
@@ -49,10 +57,7 @@ def test_updates_of_one_feature_within_the_window_collapse_to_the_latest():
     sent: list[str] = []
 
     async def scenario() -> None:
-        async def send(text: str) -> None:
-            sent.append(text)
-
-        outbox = Outbox(send, window_s=0.3, max_pending=100)
+        outbox = collecting(sent, window_s=0.3)
         task = asyncio.create_task(outbox.run())
         outbox.put(feature("d0", "maintenance"))
         await asyncio.sleep(0.05)
@@ -92,10 +97,7 @@ def test_a_status_change_replacing_a_waiting_reading_keeps_its_values():
     status = {"type": "feature", "layer": "l", "id": "d0", "status": "offline"}
 
     async def scenario() -> None:
-        async def send(text: str) -> None:
-            sent.append(text)
-
-        outbox = Outbox(send, window_s=0.3, max_pending=100)
+        outbox = collecting(sent, window_s=0.3)
         task = asyncio.create_task(outbox.run())
         outbox.put(feature("d0", "maintenance"))
         await asyncio.sleep(0.05)

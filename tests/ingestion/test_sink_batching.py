@@ -3,6 +3,7 @@
 batches flushed from the arrival of their first message (no database, no broker needed)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -41,6 +42,20 @@ class _Recorder(Sink):
         self._pending, self._pending_readings, self._urgent = [], 0, False
 
 
+@contextlib.contextmanager
+def running(sink: Sink):
+    """The sink's loop in a thread, settled, for the ``with`` block; stopped after it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(3)
+
+
 def _delivery() -> Delivery:
     from ingestion.parsing import reject
 
@@ -49,17 +64,12 @@ def _delivery() -> Delivery:
 
 def test_a_lone_message_is_flushed_about_the_flush_delay_after_it_arrived():
     sink = _Recorder(BatchConfig(flush_interval_ms=20, max_messages=100))
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    time.sleep(0.05)
-    sent = time.monotonic()
-    sink.submit(_delivery())
-    deadline = time.monotonic() + 2
-    while not sink.batches and time.monotonic() < deadline:
-        time.sleep(0.005)
-    stop.set()
-    thread.join(2)
+    with running(sink):
+        sent = time.monotonic()
+        sink.submit(_delivery())
+        deadline = time.monotonic() + 2
+        while not sink.batches and time.monotonic() < deadline:
+            time.sleep(0.005)
     [(size, flushed)] = sink.batches
     assert size == 1 and 0.015 <= flushed - sent < 0.5
 
@@ -164,23 +174,18 @@ def _parsed(stream: str) -> Delivery:
 def test_an_alert_flushes_its_batch_at_once_instead_of_waiting_for_the_flush_delay():
     """A fire alarm must not wait the flush delay for company (the latency goal of issue 5)."""
     sink = _Recorder(BatchConfig(flush_interval_ms=2000, max_messages=100))
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-    thread.start()
-    time.sleep(0.05)
-    sink.submit(_parsed("air"))
-    sink.submit(_parsed("air"))
-    time.sleep(0.1)
-    assert sink.batches == []                       # ordinary readings wait for the delay
-    sent = time.monotonic()
-    sink.submit(_parsed("alert"))
-    deadline = time.monotonic() + 3
-    while not sink.batches and time.monotonic() < deadline:
-        time.sleep(0.002)
-    sink.submit(_parsed("air"))
-    time.sleep(0.1)
-    stop.set()
-    thread.join(3)
+    with running(sink):
+        sink.submit(_parsed("air"))
+        sink.submit(_parsed("air"))
+        time.sleep(0.1)
+        assert sink.batches == []                       # ordinary readings wait for the delay
+        sent = time.monotonic()
+        sink.submit(_parsed("alert"))
+        deadline = time.monotonic() + 3
+        while not sink.batches and time.monotonic() < deadline:
+            time.sleep(0.002)
+        sink.submit(_parsed("air"))
+        time.sleep(0.1)
     (size, flushed), *rest = sink.batches
     assert size == 3 and flushed - sent < 0.5       # the alert took the waiting readings with it
     assert rest == [] or rest[0][1] - flushed >= 0.09  # and the next reading waits again
