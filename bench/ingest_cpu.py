@@ -93,6 +93,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--readings", type=int, default=1, help="readings per message (gateways batch them)")
     parser.add_argument("--warmup", type=int, default=2_000, help="messages run first, not counted")
     parser.add_argument("--profile", help="write a cProfile of the measured run here")
+    parser.add_argument("--gc-threshold", type=int, default=20_000,
+                        help="the worker's gc tuning (worker.gc_threshold; 0: Python's defaults, for A/B)")
     return parser.parse_args()
 
 
@@ -111,6 +113,9 @@ def main() -> int:
         worker = _worker(cfg.topic_root)
         worker.adapter._ack = lambda *a: None        # no broker connection to acknowledge on
         run(messages[:args.warmup], worker, args.batch, _Clock())
+        from ingestion.management.commands.run_ingest import tune_gc
+
+        tune_gc(args.gc_threshold)          # as `twin run-ingest` does before its worker runs
         clock = _Clock()
         profiler = cProfile.Profile(time.process_time) if args.profile else None   # CPU, not waits
         if profiler:

@@ -95,6 +95,10 @@ class WorkerConfig(Section):
                       description="Stable name: the client id and the persistent session depend on it")
     shared_group: str = Field(default="citytwin-ingest", pattern=r"^[A-Za-z0-9_.-]{1,60}$", title="Shared group",
                               description="MQTT 5 shared-subscription group; workers in one group split the stream")
+    gc_threshold: int = Field(default=20_000, ge=0, le=1_000_000, title="GC threshold",
+                              description="A worker process freezes what it loaded at start out of the cyclic "
+                                          "garbage collector and collects its youngest generation after this many "
+                                          "allocations (Python: 700); 0 leaves Python's defaults")
 
 
 class LimitsConfig(Section):
