@@ -20,14 +20,18 @@ again, as paho does for any short read. Protocol handling, TLS, reconnects
 and callbacks are paho's, unchanged; a new socket (reconnect) starts with an
 empty buffer.
 
-Writing, :meth:`BufferedClient.puback_many` acknowledges a stored batch as
+Writing, :meth:`BufferedClient.burst` lets a publisher queue many messages
+and wake paho's network thread once (``publish`` writes to its wake-up
+socket and hands it the GIL per message), and
+:meth:`BufferedClient.puback_many` acknowledges a stored batch as
 one queued write (one ``send``, one wake-up of the network thread) where
 ``Client.ack`` queues, wakes and sends once per message.
 """
 from __future__ import annotations
 
+import contextlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -79,6 +83,27 @@ class BufferedClient(mqtt.Client):
         if not packet:
             return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         return self._packet_queue(mqtt.PUBACK, packet, 0, 0)
+
+    @contextlib.contextmanager
+    def burst(self) -> Iterator[None]:
+        """Publish several messages, waking the network thread once at the end instead of per message.
+
+        While the block runs, ``publish`` only queues (paho writes a byte to
+        its socket pair per packet otherwise: a syscall, and a thread that
+        wakes to take the GIL). Do not wait for acknowledgements inside the
+        block: nothing is sent until it ends. Only for ``loop_start`` clients.
+        """
+        wake = getattr(self, "_sockpairW", None)
+        if wake is None or self._thread is None:
+            yield
+            return
+        self._sockpairW = None
+        try:
+            yield
+        finally:
+            self._sockpairW = wake
+            with contextlib.suppress(BlockingIOError):
+                wake.send(b"0")
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_S = 0.005            # publish what is due every 5 ms at most
 PAHO_QUEUE_LIMIT = 65_535  # paho 2.x refuses QoS 1 publishes beyond this many unacknowledged
+BURST = 20                 # publishes queued per wake-up of paho's network thread (BufferedClient.burst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +189,11 @@ def _paced_loop(client: _Client, devices: list, plan: PublishPlan, stats: Publis
         if due <= 0:
             time.sleep(min(CHUNK_S, 1 / plan.rate))
             continue
-        for _ in range(due):
-            _publish(client, devices[turn % count], plan, stats)
-            turn += 1
+        for start in range(0, due, BURST):
+            with client.client.burst():       # one wake-up of paho's network thread per burst
+                for _ in range(min(BURST, due - start)):
+                    _publish(client, devices[turn % count], plan, stats)
+                    turn += 1
             if plan.qos:
                 _wait_window(client, stats, plan, end + plan.ack_timeout)
 

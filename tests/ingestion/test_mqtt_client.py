@@ -92,5 +92,30 @@ def test_a_buffered_subscriber_gets_every_message_whole_and_in_order_with_few_so
     finally:
         again.close()
 
+
+def test_messages_published_in_bursts_all_arrive_in_order(broker):
+    """``burst`` only delays the network thread's wake-up: nothing is lost, reordered or left queued."""
+    host, port = broker
+    topic, client_id = f"{unique_root()}/burst", f"buf-{uuid.uuid4().hex[:10]}"
+    collector = Collector(host, port, topic, client_id, ack_every=1)
+    sender = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                            client_id=f"bufpub-{uuid.uuid4().hex[:10]}")
+    sender.connect(host, port)
+    sender.loop_start()
+    try:
+        infos = []
+        for start in range(0, 1_000, 50):
+            with sender.burst():
+                infos += [sender.publish(topic, f"{i}".encode(), qos=1) for i in range(start, start + 50)]
+        for info in infos:
+            info.wait_for_publish(10)
+        wait_for(lambda: len(collector.received) >= 1_000, what="1,000 burst messages")
+        assert [body for _, body in collector.received] == [f"{i}".encode() for i in range(1_000)]
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        collector.close()
+
+
 if __name__ == "__main__":   # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
