@@ -257,6 +257,10 @@ def report_latency(runs: list) -> tuple[list[str], bool]:
             values = getattr(lat, which)
             lines.append(f"{head}| {label} | {lat.p(50, which):.0f} | {lat.p(90, which):.0f} | "
                          f"{lat.p(99, which):.0f} | {max(values, default=float('nan')):.0f} | {verdict} |")
+    for lat in runs:
+        slow = sorted(range(len(lat.to_client_ms)), key=lambda i: -lat.to_client_ms[i])[:8]
+        lines.append(f"\nslowest probes at {lat.background_rate:,.0f} msg/s (ms @ probe number): "
+                     + ", ".join(f"{lat.to_client_ms[i]:.0f} @ {i}" for i in sorted(slow)))
     return lines, passed
 
 
