@@ -113,7 +113,7 @@ def main() -> int:
         worker = _worker(cfg.topic_root)
         worker.adapter._ack = lambda *a: None        # no broker connection to acknowledge on
         run(messages[:args.warmup], worker, args.batch, _Clock())
-        from ingestion.management.commands.run_ingest import tune_gc
+        from ingestion.worker import tune_gc
 
         tune_gc(args.gc_threshold)          # as `twin run-ingest` does before its worker runs
         clock = _Clock()

@@ -267,7 +267,7 @@ class Sink:
         self._inbox.append(delivery)
         self._inbox_readings += delivery.size
         if (len(self._inbox) >= self._wake_at or self._inbox_readings >= self._cfg.max_readings
-                or getattr(delivery.message, "stream", None) in self._urgent_streams):
+                or self._is_urgent(delivery)):
             self._wake.set()
 
     @property
@@ -327,8 +327,12 @@ class Sink:
     def _add(self, delivery: Delivery) -> None:
         self._pending.append(delivery)
         self._pending_readings += delivery.size
-        if not self._urgent and getattr(delivery.message, "stream", None) in self._urgent_streams:
+        if not self._urgent and self._is_urgent(delivery):
             self._urgent = True
+
+    def _is_urgent(self, delivery: Delivery) -> bool:
+        """A message on an urgent stream (a device alert) flushes its batch at once (``urgent_streams``)."""
+        return getattr(delivery.message, "stream", None) in self._urgent_streams
 
     def _flush_until_done(self, stop: threading.Event) -> CommitReport | None:
         """Flush, retrying with back-off while the database is unreachable."""

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ingestion.live.filters import LiveMessage
+from ingestion.live.payloads import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def carry_reading(older: str, newer: str) -> str:
 
     >>> carry_reading('{"id": 1, "status": "active", "values": {"pm25": 80}, "observed_at": "t"}',
     ...               '{"id": 1, "status": "offline"}')
-    '{"id": 1, "status": "offline", "values": {"pm25": 80}, "observed_at": "t"}'
+    '{"id":1,"status":"offline","values":{"pm25":80},"observed_at":"t"}'
     """
     if '"values"' not in older:       # the usual case, decided without parsing
         return newer
@@ -47,7 +48,7 @@ def carry_reading(older: str, newer: str) -> str:
     if "values" not in old or "values" in new:
         return newer
     new.update({name: old[name] for name in READING_FIELDS if name in old})
-    return json.dumps(new, ensure_ascii=False)
+    return dumps(new)
 
 
 class Outbox:

@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import gc, sys
-from ingestion.management.commands.run_ingest import tune_gc
+import django
+django.setup()                       # as in a `twin run-ingest` process
+from ingestion.worker import tune_gc
 before = gc.get_threshold()
 tune_gc(int(sys.argv[1]))
 print(before[0], gc.get_threshold()[0], gc.get_freeze_count() > 0)

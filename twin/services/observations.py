@@ -193,8 +193,8 @@ def _encode_values(values: Any) -> str:
     orjson writes NaN and Infinity as ``null`` and refuses integers beyond 64
     bits; json refuses the first and takes the second. So a text holding
     ``null`` (rare in readings) and anything orjson refuses go through the
-    strict encoder: the same text for the same values, the same error for
-    values JSON cannot hold.
+    strict encoder: the same JSON value as before (only the spacing may
+    differ), and the same error for values JSON cannot hold.
 
     >>> _encode_values({"pm25": 12.5, "ok": True, "n": None})
     '{"pm25":12.5,"ok":true,"n":null}'

@@ -8,7 +8,6 @@ same way with other ``--worker-name`` values and the same group.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import subprocess
@@ -24,25 +23,6 @@ from twin.shutdown import stop_on_signals
 logger = logging.getLogger(__name__)
 
 RESTART_DELAY_MAX_S = 30.0
-
-
-def tune_gc(threshold: int) -> None:
-    """Spare a long-running worker the collector's rescans of what it loaded at start.
-
-    Every batch allocates thousands of short-lived tuples and dicts, which
-    trigger the youngest generation's collection every 700 allocations, and
-    each full collection walks everything Django, the rules and the schemas
-    loaded. Freezing those (``gc.freeze``) and collecting less often took
-    ~15 % off a worker's own CPU per message (``bench/ingest_cpu.py`` with
-    and without, alternated, 24 Nov 18:10). Readings are freed by reference
-    counting as before; only reference cycles wait a little longer.
-    """
-    if threshold <= 0:
-        return
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(threshold, middle, oldest)
 
 
 class Command(BaseCommand):
@@ -94,7 +74,7 @@ class Command(BaseCommand):
             self._supervise(cfg, workers, child)
 
     def _run_one(self, cfg: IngestConfig, retire: bool, no_rules: bool) -> None:
-        from ingestion.worker import IngestWorker
+        from ingestion.worker import IngestWorker, tune_gc
 
         worker = IngestWorker(cfg, rules=None) if no_rules or retire else IngestWorker(cfg)
         if retire:
