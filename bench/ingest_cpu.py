@@ -95,7 +95,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", help="write a cProfile of the measured run here")
     parser.add_argument("--gc-threshold", type=int, default=20_000,
                         help="the worker's gc tuning (worker.gc_threshold; 0: Python's defaults, for A/B)")
+    parser.add_argument("--cycles", action="store_true",
+                        help="also list what only the cyclic garbage collector freed (reference cycles per message)")
     return parser.parse_args()
+
+
+def cycle_garbage_report(top: int = 15) -> str:
+    """What the cyclic collector freed since ``gc.set_debug(gc.DEBUG_SAVEALL)``: object counts by type.
+
+    Why: reference counting frees a worker's per-message objects at once; what
+    sits in a cycle waits for the collector, whose pauses stop the worker (a
+    fire alarm behind it) — each cycle found here is a latency tail.
+    """
+    import collections
+    import gc
+
+    gc.collect()
+    kinds = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.garbage)
+    lines = [f"objects in reference cycles: {len(gc.garbage):,}", "| type | objects |", "|---|---:|"]
+    lines += [f"| {kind} | {n:,} |" for kind, n in kinds.most_common(top)]
+    gc.set_debug(0)
+    gc.garbage.clear()
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -120,6 +141,10 @@ def main() -> int:
         profiler = cProfile.Profile(time.process_time) if args.profile else None   # CPU, not waits
         if profiler:
             profiler.enable()
+        if args.cycles:
+            import gc
+
+            gc.set_debug(gc.DEBUG_SAVEALL)
         rows = run(messages[args.warmup:], worker, args.batch, clock)
         if profiler:
             profiler.disable()
@@ -132,6 +157,8 @@ def main() -> int:
         print(f"| parse (adapter `on_message`) | {1e6 * clock.parse / n:.1f} |")
         print(f"| sink: resolve, commit, acks, rules | {1e6 * clock.sink / n:.1f} |")
         print(f"| **total (our code)** | **{1e6 * (clock.parse + clock.sink) / n:.1f}** |")
+        if args.cycles:
+            print(cycle_garbage_report())
     finally:
         drop_scratch_database(scratch)
     return 0

@@ -16,6 +16,7 @@ from ingestion.adapters.mqtt import MqttAdapter
 from ingestion.config import IngestConfig
 from ingestion.devices import DeviceDirectory
 from ingestion.sink import RulesHook, Sink, default_rules_hook
+from twin.gc_pauses import watch_gc_pauses
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def tune_gc(threshold: int) -> None:
     and without, alternated, 24 Nov 18:10). Readings are freed by reference
     counting as before; only reference cycles wait a little longer.
     """
+    watch_gc_pauses()
     if threshold <= 0:
         return
     gc.collect()

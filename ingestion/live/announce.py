@@ -87,13 +87,16 @@ class _Readings:
 
     A feature's reading goes out at most every ``position_interval_s``; a newer
     one inside the interval waits in ``pending`` (the newest replaces it) and
-    one timer thread sends what is due when its interval ends, so the map
-    always ends on the latest value, not the first of a burst.
+    the process's flusher thread (:func:`_flusher`) sends what is due when its
+    interval ends, so the map always ends on the latest value, not the first
+    of a burst.
     """
 
     sent: dict[int, float] = {}
     pending: dict[int, Fix] = {}
-    timer: threading.Timer | None = None
+    due_at: float | None = None          # monotonic time of the next flush (guarded by _SeenMemory.lock)
+    wake = threading.Event()
+    flusher: threading.Thread | None = None
 
 
 def map_values(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -152,23 +155,50 @@ def _announce(fixes: Mapping[int, Fix]) -> None:
 
 
 def _schedule(interval: float) -> None:
-    """One timer for every waiting reading (called with the lock held)."""
-    if not _Readings.pending or _Readings.timer is not None:
+    """Tell the flusher when the first waiting reading is due (called with the lock held)."""
+    if not _Readings.pending:
         return
-    first = min(_Readings.sent.get(fid, 0.0) for fid in _Readings.pending)
-    timer = threading.Timer(max(0.0, first + interval - time.monotonic()) + 0.01, _flush_pending)
-    timer.daemon = True
-    _Readings.timer = timer
-    timer.start()
+    first = min(_Readings.sent.get(fid, 0.0) for fid in _Readings.pending) + interval + 0.01
+    if _Readings.due_at is None or first < _Readings.due_at:
+        _Readings.due_at = first
+        _Readings.wake.set()
+    if _Readings.flusher is None or not _Readings.flusher.is_alive():
+        _Readings.flusher = threading.Thread(target=_flusher, name="live-readings-flusher", daemon=True)
+        _Readings.flusher.start()
+
+
+def _flusher() -> None:
+    """The process's one thread sending waiting readings when they are due.
+
+    Why one long-lived thread and not a timer per flush: a ``threading.Timer``
+    a second was a new thread and a new PostgreSQL connection a second per
+    worker (connection set-up is milliseconds of the database's CPU). The
+    connection is kept while readings keep waiting and given back as soon as
+    none waits, so an idle process (or a test database being dropped) holds none.
+    """
+    while True:
+        _Readings.wake.clear()
+        with _SeenMemory.lock:
+            due = _Readings.due_at
+        left = None if due is None else due - time.monotonic()
+        if left is None or left > 0:
+            _Readings.wake.wait(left)
+            continue
+        with _SeenMemory.lock:
+            _Readings.due_at = None
+        _flush_pending()
+        with _SeenMemory.lock:
+            idle = _Readings.due_at is None
+        if idle:
+            connection.close()
 
 
 def _flush_pending() -> None:
-    """The timer: send the waiting readings whose interval has passed, on this thread's own connection."""
+    """Send the waiting readings whose interval has passed (the flusher's thread, its own connection)."""
     try:
         publisher = get_publisher()
         interval, now = publisher.cfg.position_interval_s, time.monotonic()
         with _SeenMemory.lock:
-            _Readings.timer = None
             ready = {fid: fix for fid, fix in _Readings.pending.items()
                      if now - _Readings.sent.get(fid, 0.0) >= interval}
             for fid in ready:
@@ -176,10 +206,9 @@ def _flush_pending() -> None:
                 _Readings.sent[fid] = now
             _schedule(interval)
         _publish_fixes(publisher, ready, now)
-    except Exception:   # never let a timer thread die loudly: the next reading brings the state
+    except Exception:   # never let the flusher die: the next reading brings the state
         logger.exception("could not announce waiting readings")
-    finally:
-        connection.close()
+        connection.close()     # a broken connection is not reused
 
 
 def _publish_fixes(publisher, due: Mapping[int, Fix], now: float) -> None:
@@ -214,9 +243,7 @@ def reset_memory() -> None:
     with _SeenMemory.lock:
         _SeenMemory.announced.clear()
         _SeenMemory.positions.clear()
-        if _Readings.timer is not None:
-            _Readings.timer.cancel()
-            _Readings.timer = None
+        _Readings.due_at = None
         _Readings.sent.clear()
         _Readings.pending.clear()
 

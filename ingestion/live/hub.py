@@ -31,6 +31,7 @@ from ingestion.live.filters import LiveMessage, Subscription, parse_message
 from ingestion.live.payloads import dumps, now_iso
 from ingestion.live.topics import subscriptions, topic_kind
 from ingestion.mqtt_client import BufferedClient
+from twin.gc_pauses import watch_gc_pauses
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class LiveHub:
                 return
             self._started = True
         logger.info("live hub connecting to mqtt://%s:%s", self._host, self._port)
+        watch_gc_pauses()   # a pause of the web process delays every client's live messages
         self.client.connect_async(self._host, self._port, keepalive=30, clean_start=True)
         self.client.loop_start()
 

@@ -115,6 +115,16 @@ class RouteCache:
             self.lookups[(kind, key)] = found
         return copy.copy(found)
 
+    def reports_layer(self, city: City) -> Layer:
+        """The city's reports layer, remembered like the rows above.
+
+        Why: ``publish.reports_layer`` keeps it on the ``City`` instance, and every
+        draft carries its own copy of the city, so the writer looked it up once per
+        batch. Called outside the batch's transaction: a layer created on first use
+        inside it could roll back and must not be remembered.
+        """
+        return self.lookup("reports-layer", city.slug, lambda: publish.reports_layer(city))
+
     def route(self, point: Point, category: str) -> Route:
         return self.route_many([(point, category)])[0]
 
@@ -203,9 +213,10 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False,
             return [refused if refused is not None else next(stored) for refused in limited]
     routed = _routed(batch)
     accepted = [item for item in routed if isinstance(item, Prepared)]
+    layers = {item.city.pk: ROUTES.reports_layer(item.city) for item in accepted}
     try:
         with transaction.atomic():
-            reports = iter(write_batch(accepted, announce=not announce_later))
+            reports = iter(write_batch(accepted, announce=not announce_later, layers=layers))
     except DatabaseError:
         if len(accepted) <= 1:
             raise
@@ -254,8 +265,12 @@ def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
         return TwinError(f"the report could not be stored ({type(exc).__name__}); nothing was kept")
 
 
-def write_batch(items: list[Prepared], *, announce: bool = True) -> list[Report]:
-    """Everything of the routed drafts, set-based; call inside a transaction."""
+def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[int, Layer] | None = None
+                ) -> list[Report]:
+    """Everything of the routed drafts, set-based; call inside a transaction.
+
+    ``layers``: city id → reports layer, when the caller has them (else looked up).
+    """
     if not items:
         return []
     accepted = [(item, item.route) for item in items]
@@ -274,7 +289,7 @@ def write_batch(items: list[Prepared], *, announce: bool = True) -> list[Report]
             photos.setdefault(m.report_id, []).append(m.pk)
     ReportStep.objects.bulk_create([s for r, (i, route) in zip(reports, accepted, strict=True)
                                     for s in _steps(r, i.actor_label, route)])
-    _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce)
+    _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce, layers or {})
     nearby = duplicates_of(reports)
     for r in reports:
         r.duplicate_ids = nearby.get(r.pk, [])
@@ -363,7 +378,7 @@ def _steps(report: Report, actor_label: str, route: Route) -> list[ReportStep]:
 
 
 def _features_and_events(reports: list[Report], photos: dict[int, list[int]], producers: list[str],
-                         announce_events: bool) -> None:
+                         announce_events: bool, known_layers: dict[int, Layer]) -> None:
     """The features through the single write path (one call, one version bump), then the geo-events.
 
     The events are new (``source_key = report:<new id>``), so they are
@@ -376,7 +391,7 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
     of_city: dict[int, Layer] = {}
     for r in reports:
         if r.city_id not in of_city:
-            of_city[r.city_id] = publish.reports_layer(r.city)
+            of_city[r.city_id] = known_layers.get(r.city_id) or publish.reports_layer(r.city)
         layer = of_city[r.city_id]
         layers[layer.pk] = layer
         by_layer.setdefault(layer.pk, []).append(r)

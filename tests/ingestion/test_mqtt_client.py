@@ -117,5 +117,58 @@ def test_messages_published_in_bursts_all_arrive_in_order(broker):
         collector.close()
 
 
+def test_receiving_messages_leaves_no_reference_cycles_for_the_garbage_collector(broker):
+    """paho's per-message topic look-up built a recursive closure (a cycle of six objects per message)."""
+    import gc
+
+    host, port = broker
+    topic, client_id = f"{unique_root()}/cycles", f"buf-{uuid.uuid4().hex[:10]}"
+    collector = Collector(host, port, topic, client_id, ack_every=50)
+    publisher = Publisher()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for i in range(500):
+            publisher.publish(topic, f"{i}".encode())
+        publisher.wait()
+        wait_for(lambda: len(collector.received) >= 500, what="500 messages")
+        gc.collect()
+        paho_garbage = [o for o in gc.garbage if getattr(type(o), "__module__", "").startswith("paho")
+                        or getattr(o, "__module__", "") == "paho.mqtt.matcher"]
+        assert len(gc.garbage) < 500 and not paho_garbage   # was ~3,000: six per message, (len(gc.garbage), paho_garbage[:5])
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        publisher.close()
+        collector.close()
+
+
+def test_per_topic_callbacks_still_take_their_messages_and_the_rest_go_to_on_message(broker):
+    host, port = broker
+    root = unique_root()
+    got: dict[str, list[bytes]] = {"filtered": [], "other": []}
+    client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                            client_id=f"buf-{uuid.uuid4().hex[:10]}")
+    subscribed = threading.Event()
+    client.message_callback_add(f"{root}/alarm/#", lambda c, u, m: got["filtered"].append(m.payload))
+    client.on_message = lambda c, u, m: got["other"].append(m.payload)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{root}/#", options=SubscribeOptions(qos=1))
+    client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+    client.connect(host, port)
+    client.loop_start()
+    publisher = Publisher()
+    try:
+        assert subscribed.wait(10)
+        publisher.publish(f"{root}/alarm/1", b"fire")
+        publisher.publish(f"{root}/air/1", b"pm25")
+        publisher.wait()
+        wait_for(lambda: got["filtered"] and got["other"], what="both messages")
+        assert got == {"filtered": [b"fire"], "other": [b"pm25"]}
+    finally:
+        publisher.close()
+        client.disconnect()
+        client.loop_stop()
+
+
 if __name__ == "__main__":   # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))

@@ -226,3 +226,46 @@ def test_a_refused_filing_still_counts_against_the_rate_limit(hue, settings):
     in_own_thread(flood)     # outside the test's transaction: the group-commit path
     assert results == ["InvalidInput", "InvalidInput", "RateLimited"]
     assert RateLimited.status == 429
+
+
+def test_the_writer_looks_up_the_reports_layer_once_not_once_per_batch(django_db_setup, django_db_blocker):
+    """Outside a transaction the layer is remembered with the routing rows (each draft carries its own City copy)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from reports.services.filing import ROUTES
+
+    with django_db_blocker.unblock():
+        wards = _wards()
+        last = Report.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        captured = []
+
+        def two_batches() -> None:
+            ROUTES.clear()
+            file_batch([prepare(_draft(wards[1]), count_attempt=False)])
+            with CaptureQueriesContext(connection) as queries:
+                stored = file_batch([prepare(_draft(wards[2]), count_attempt=False)])
+            captured.extend(q["sql"] for q in queries.captured_queries)
+            assert isinstance(stored[0], Report) and stored[0].feature_id
+
+        try:
+            in_own_thread(two_batches)
+            assert not [sql for sql in captured if 'FROM "twin_layer"' in sql], captured
+        finally:
+            in_own_thread(lambda: delete_reports_after(last))
+
+
+@pytest.mark.django_db
+def test_attempts_older_than_the_window_are_pruned_while_counting(hue, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reports.models import IntakeAttempt
+    from reports.services import ratelimit
+
+    settings.REPORTS_RATE_LIMIT = (5, 600)
+    IntakeAttempt.objects.create(client="old", at=timezone.now() - timedelta(seconds=1200))
+    ratelimit._pruned_at = float("-inf")
+    assert ratelimit.check_and_count_many(["198.51.100.8"]) == [None]
+    assert not IntakeAttempt.objects.filter(client="old").exists()
+    assert IntakeAttempt.objects.count() == 1
