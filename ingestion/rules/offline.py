@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ingestion.messages import Reading
@@ -54,6 +54,10 @@ class OfflineConfig(RuleConfig):
     category: str = Field(default="device_offline", min_length=1, description="Event category (routing).")
     severity: int = Field(default=2, ge=1, le=5, description="Event severity.")
     interval_s: float = Field(default=60, gt=0, le=3600, description="How often `twin check-offline` checks.")
+    seen_resolution_s: float = Field(default=5, ge=0, le=300, description=(
+        "A worker notes a device's newest reading time only when it moved by this much since the worker last "
+        "noted it (0: every batch). Silences are judged in minutes; noting every reading was an upsert per "
+        "device per batch."))
 
     @model_validator(mode="after")
     def _kinds_named(self) -> OfflineConfig:
@@ -102,17 +106,29 @@ class OfflineRule(Rule):
         super().__init__(cfg, router)
         # The layer kinds watched, once: ``wants`` runs for every reading.
         self._watched = frozenset(k.split(".", 1)[0] for k in cfg.kinds)
+        # subject → newest reading time this process noted (committed); see ``seen_resolution_s``.
+        self._noted: dict[str, datetime] = {}
 
     def wants(self, reading: Reading) -> bool:
         return reading.kind in self._watched
 
     def evaluate(self, readings: Sequence[Reading], ctx: BatchContext) -> None:
-        """Note each device's newest reading; end the offline event of any device heard from."""
+        """Note each device's newest reading; end the offline event of any device heard from.
+
+        A device this process noted less than ``seen_resolution_s`` ago is not
+        noted again: it was heard from seconds ago, so it has no offline event
+        to end (silences are judged in minutes), and its row is not rewritten at
+        every batch of a busy stream.
+        """
         newest: dict[str, datetime] = {}
         for reading in readings:
             key = str(reading.feature_id)
             newest[key] = max(newest.get(key, reading.time), reading.time)
-        subjects = sorted(newest)
+        resolution, noted = timedelta(seconds=self.cfg.seen_resolution_s), self._noted
+        subjects = sorted(s for s, at in newest.items() if s not in noted or at - noted[s] >= resolution)
+        if not subjects:
+            return
+        transaction.on_commit(lambda: noted.update((s, max(newest[s], noted.get(s, newest[s]))) for s in subjects))
         with bound_cursor() as cursor:         # bound: arrays not escaped into the SQL text (every batch)
             cursor.execute(_SEEN_SQL, {"rule": self.name, "subjects": subjects,
                                        "times": [iso(newest[s]) for s in subjects]})

@@ -2,6 +2,7 @@
 """Offline timers: a device silent past its reporting period plus grace gets one event, ended when it reports again."""
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -122,3 +123,22 @@ def test_twin_check_offline_refuses_a_bad_now(now, message):
 
     with configured(RULES), pytest.raises(CommandError, match=message):
         call_command("check_offline", now=now)
+
+
+def test_a_busy_device_is_noted_at_most_once_per_seen_resolution_not_at_every_batch(gauge, django_capture_on_commit_callbacks):
+    """The newest reading time is rewritten when it moved by ``seen_resolution_s`` (5 s), not per batch."""
+    from tests.ingestion.rules_support import state_of
+
+    def batch(seconds: float) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            evaluate([reading(gauge, minutes(1) + timedelta(seconds=seconds), {"level_cm": 100})])
+
+    with configured(RULES):
+        batch(0)
+        first = state_of("offline", str(gauge.pk)).state["last_reading"]
+        batch(2)                   # 2 s later: not rewritten
+        assert state_of("offline", str(gauge.pk)).state["last_reading"] == first
+        batch(6)                   # 6 s after the noted one: rewritten
+        assert state_of("offline", str(gauge.pk)).state["last_reading"] > first
+        # ...and silences still count from the newest noted reading.
+        assert run_timers(T0 + minutes(1) + timedelta(seconds=6) + minutes(7.1)) == {"offline": 1}
