@@ -4,6 +4,7 @@
 Serve with ``twin runserver`` (daphne's, in development), ``daphne
 twin.asgi:application`` or ``uvicorn twin.asgi:application``.
 """
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter({
     "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     "lifespan": lifespan,
 })
+
+# What is loaded by now (Django, the apps, the models) lives as long as the process: move it out of
+# the cyclic collector's reach, so a full collection no longer walks it. Its pauses stop every
+# thread, the live hub's too (a full collection of this process was seen taking 400 ms, 24 Nov).
+gc.freeze()
