@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ingest_support import drop_scratch_database, machine, setup_scratch_database  # noqa: E402
+from twin.gc_pauses import collect_at_boundary  # noqa: E402
 
 
 class _Clock:
@@ -80,6 +81,7 @@ def run(messages: list[tuple[str, bytes]], worker, batch: int, clock: _Clock) ->
         t1 = time.process_time()
         sink._collect(0)
         report = sink._flush_until_done(worker._stop)
+        collect_at_boundary()               # as the sink's loop does after each batch
         clock.parse += t1 - t0
         clock.sink += time.process_time() - t1
         committed += report.inserted if report else 0

@@ -97,8 +97,8 @@ class WorkerConfig(Section):
                               description="MQTT 5 shared-subscription group; workers in one group split the stream")
     gc_threshold: int = Field(default=20_000, ge=0, le=1_000_000, title="GC threshold",
                               description="A worker process freezes what it loaded at start out of the cyclic "
-                                          "garbage collector and collects its youngest generation after this many "
-                                          "allocations (Python: 700); 0 leaves Python's defaults")
+                                          "garbage collector, turns automatic collection off and collects between "
+                                          "batches once this many allocations survived; 0 leaves Python's defaults")
 
 
 class LimitsConfig(Section):

@@ -43,6 +43,7 @@ from ingestion.deadletter import store_dead_letters
 from ingestion.devices import DeviceDirectory
 from ingestion.messages import Reading, Rejected
 from ingestion.parsing import ParsedMessage, Reason, reject
+from twin.gc_pauses import collect_at_boundary
 from twin.services import ObservationRow, mark_devices_seen, record_observations
 
 logger = logging.getLogger(__name__)
@@ -282,6 +283,7 @@ class Sink:
                 self._collect(self._wait_time())
                 if self._due():
                     self._flush_until_done(stop)
+                    collect_at_boundary()      # the batch's objects are gone: a short collection, if one is due
                 self._log_stats()
             self._collect(0)
             if self._pending:

@@ -16,7 +16,7 @@ from ingestion.adapters.mqtt import MqttAdapter
 from ingestion.config import IngestConfig
 from ingestion.devices import DeviceDirectory
 from ingestion.sink import RulesHook, Sink, default_rules_hook
-from twin.gc_pauses import watch_gc_pauses
+from twin.gc_pauses import defer_collections, watch_gc_pauses
 
 logger = logging.getLogger(__name__)
 
@@ -91,23 +91,24 @@ class IngestWorker:
 
 
 def tune_gc(threshold: int) -> None:
-    """Spare a long-running worker the collector's rescans of what it loaded at start.
+    """Spare a long-running worker the collector's rescans of what it loaded at start and of its batches.
 
-    Every batch allocates thousands of short-lived tuples and dicts, which
-    trigger the youngest generation's collection every 700 allocations, and
-    each full collection walks everything Django, the rules and the schemas
-    loaded. Freezing those (``gc.freeze``) and collecting less often took
-    ~15 % off a worker's own CPU per message (``bench/ingest_cpu.py`` with
-    and without, alternated, 24 Nov 18:10). Readings are freed by reference
-    counting as before; only reference cycles wait a little longer.
+    Every batch allocates thousands of short-lived objects, which triggered
+    the youngest generation's collection every 700 allocations, each full
+    collection walked everything Django, the rules and the schemas loaded,
+    and a collection in the middle of a batch walked the whole batch and
+    freed nothing. Now what is loaded at start is frozen (``gc.freeze``) and
+    the sink collects between batches, once ``threshold`` allocations
+    survived (:func:`twin.gc_pauses.defer_collections`); readings are freed by
+    reference counting as before, only reference cycles wait for the next
+    batch boundary. ``threshold <= 0`` keeps Python's defaults.
     """
     watch_gc_pauses()
     if threshold <= 0:
         return
     gc.collect()
     gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(threshold, middle, oldest)
+    defer_collections(threshold)
 
 
 __all__ = ["IngestWorker", "tune_gc"]
