@@ -213,7 +213,8 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False,
             return [refused if refused is not None else next(stored) for refused in limited]
     routed = _routed(batch)
     accepted = [item for item in routed if isinstance(item, Prepared)]
-    layers = {item.city.pk: ROUTES.reports_layer(item.city) for item in accepted}
+    cities = {item.city.pk: item.city for item in accepted}
+    layers = {pk: ROUTES.reports_layer(city) for pk, city in cities.items()}
     try:
         with transaction.atomic():
             reports = iter(write_batch(accepted, announce=not announce_later, layers=layers))
