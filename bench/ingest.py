@@ -261,6 +261,7 @@ def report_latency(runs: list) -> tuple[list[str], bool]:
         slow = sorted(range(len(lat.to_client_ms)), key=lambda i: -lat.to_client_ms[i])[:8]
         lines.append(f"\nslowest probes at {lat.background_rate:,.0f} msg/s (ms @ probe number): "
                      + ", ".join(f"{lat.to_client_ms[i]:.0f} @ {i}" for i in sorted(slow)))
+        lines.append("PostgreSQL's own work during the probes (last run per table): " + "; ".join(lat.maintenance))
     return lines, passed
 
 

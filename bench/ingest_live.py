@@ -44,6 +44,39 @@ class LatencyResult:
     to_commit_ms: list[float] = field(default_factory=list)
     probes: int = 0
     missing: int = 0
+    maintenance: list[str] = field(default_factory=list)   # PostgreSQL's own work during the probes
+
+
+_AUTOVACUUM_SQL = """
+SELECT relname, 'autovacuum', last_autovacuum FROM pg_stat_user_tables WHERE last_autovacuum >= %(since)s
+UNION ALL
+SELECT relname, 'autoanalyze', last_autoanalyze FROM pg_stat_user_tables WHERE last_autoanalyze >= %(since)s
+ORDER BY 3
+"""
+
+
+def _checkpoints() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        return cursor.fetchone()[0]
+
+
+def database_maintenance(since: datetime, probe_rate: float, checkpoints_before: int) -> list[str]:
+    """Autovacuum/autoanalyze runs since ``since`` by probe number (the last run per table), and checkpoints.
+
+    Why: slow probes lined up with an autovacuum of ``twin_feature`` (24 Nov); this puts
+    such coincidences in the bench's output instead of in a separate sampler.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_AUTOVACUUM_SQL, {"since": since})
+        runs = cursor.fetchall()
+    lines = [f"{what} {table} @ probe {(at - since).total_seconds() * probe_rate:.0f}" for table, what, at in runs]
+    lines.append(f"checkpoints: {_checkpoints() - checkpoints_before}")
+    return lines
 
     def p(self, q: float, which: str = "to_client_ms") -> float:
         return percentile(getattr(self, which), q)
@@ -206,6 +239,7 @@ def run_latency(plan, cfg, broker_url: str, workdir: Path, *, probe_panels: list
         prober.reset_all()
         background.start()
         time.sleep(3)                       # let the background stream settle
+        checkpoints, started = _checkpoints(), datetime.now(timezone.utc)
         n, end = 0, time.monotonic() + duration
         while time.monotonic() < end:
             prober.probe(n)
@@ -223,6 +257,7 @@ def run_latency(plan, cfg, broker_url: str, workdir: Path, *, probe_panels: list
         result.to_client_ms = [ms for ms in latencies if ms is not None]
         result.missing = result.probes - len(result.to_client_ms)
         result.to_commit_ms = _commit_latencies(prober)
+        result.maintenance = database_maintenance(started, probe_rate, checkpoints)
     finally:
         stop.set()
         prober.close()

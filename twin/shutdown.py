@@ -6,7 +6,12 @@ lock is not re-entrant, and a second signal (a supervisor's TERM after a
 ``pkill``, Ctrl-C pressed twice) that lands while the first handler is inside
 ``set`` waits on that lock forever, in the same thread — ``twin simulate``
 hung exactly so when the demo was stopped. The handler here acts once and
-returns at once on every later signal, without taking any lock.
+has the later signals ignored, without taking any lock.
+
+Ignored (``SIG_IGN``), not merely skipped by the handler: when the process
+ends, Python puts its own handlers back to the default action, and a second
+TERM landing then killed a process that was already exiting cleanly (exit
+status -15 instead of 0; seen on a loaded machine, 24 Nov).
 """
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ from collections.abc import Callable
 
 def stop_on_signals(stop: threading.Event | Callable[[], None],
                     signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
-    """On the first of ``signals``: set the event (or call the function); ignore the ones after."""
+    """On the first of ``signals``: set the event (or call the function); ignore the ones after.
+
+    Call from the main thread (``signal.signal``'s rule).
+    """
     act = stop.set if isinstance(stop, threading.Event) else stop
     fired: list[bool] = []
 
@@ -25,6 +33,8 @@ def stop_on_signals(stop: threading.Event | Callable[[], None],
         if fired:
             return
         fired.append(True)          # list.append: atomic, takes no lock the interrupted code may hold
+        for sig in signals:         # later ones never reach Python again, even during its shutdown
+            signal.signal(sig, signal.SIG_IGN)
         act()
 
     for sig in signals:
