@@ -46,6 +46,9 @@ class LatencyResult:
     missing: int = 0
     maintenance: list[str] = field(default_factory=list)   # PostgreSQL's own work during the probes
 
+    def p(self, q: float, which: str = "to_client_ms") -> float:
+        return percentile(getattr(self, which), q)
+
 
 _AUTOVACUUM_SQL = """
 SELECT relname, 'autovacuum', last_autovacuum FROM pg_stat_user_tables WHERE last_autovacuum >= %(since)s
@@ -77,9 +80,6 @@ def database_maintenance(since: datetime, probe_rate: float, checkpoints_before:
     lines = [f"{what} {table} @ probe {(at - since).total_seconds() * probe_rate:.0f}" for table, what, at in runs]
     lines.append(f"checkpoints: {_checkpoints() - checkpoints_before}")
     return lines
-
-    def p(self, q: float, which: str = "to_client_ms") -> float:
-        return percentile(getattr(self, which), q)
 
 
 def _token() -> str:
