@@ -8,6 +8,8 @@ five indexes, two of them GiST) — but only if the page has room. Packed full
 (fillfactor 100), each update moved the row to another page with new index
 entries, and autovacuum had dead index entries to clean every minute: in
 ``bench/ingest.py`` its runs lined up with the slowest fire-alarm probes (24 Nov).
+The setting applies to pages written from now on; an existing database repacks
+its rows with ``VACUUM FULL twin_feature`` (a lock while it runs: do it in a quiet hour).
 """
 from django.db import migrations
 
