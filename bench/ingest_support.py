@@ -294,10 +294,10 @@ def machine() -> str:
     """One line about where the figures come from."""
     load = os.getloadavg()
     return (f"{os.cpu_count()} CPUs, load average {load[0]:.1f} at start, reference loop "
-            f"{reference_loop_ms():.0f} ms (2M additions, best of 3; lower is faster), Python {sys.version.split()[0]}, "
-            f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
+            f"{reference_loop_ms():.0f} ms (2M additions, best of 3; lower is faster), "
+            f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
 
 
 __all__ = ["Broker", "SCRATCH_SUFFIX", "Workers", "child_env", "database_url", "drop_scratch_database", "free_port",
-           "machine", "on_scratch", "percentile", "reference_loop_ms", "reset_observations", "setup_scratch_database", "stop_process",
-           "stored_rows", "wait_online", "wait_port"]
+           "machine", "on_scratch", "percentile", "reference_loop_ms", "reset_observations", "setup_scratch_database",
+           "stop_process", "stored_rows", "wait_online", "wait_port"]

@@ -125,7 +125,8 @@ def test_twin_check_offline_refuses_a_bad_now(now, message):
         call_command("check_offline", now=now)
 
 
-def test_a_busy_device_is_noted_at_most_once_per_seen_resolution_not_at_every_batch(gauge, django_capture_on_commit_callbacks):
+def test_a_busy_device_is_noted_at_most_once_per_seen_resolution_not_at_every_batch(
+        gauge, django_capture_on_commit_callbacks):
     """The newest reading time is rewritten when it moved by ``seen_resolution_s`` (5 s), not per batch."""
     from tests.ingestion.rules_support import state_of
 
