@@ -6,8 +6,9 @@ filing upserted the reports layer's row in ``twin_layer_data_version``
 (``write_features`` → ``bump_data_version``) and held that lock until
 commit, so filings queued behind each other whatever the number of
 threads. Here a batch of checked drafts (:class:`Prepared`) is routed and
-written with set-based statements: one ``bulk_create`` each for reports,
-reporters, media, steps, events, transitions and notifications, one
+written with set-based statements: one ``INSERT … FROM unnest`` each
+(:func:`~twin.services.sql.insert_models`, media: :func:`insert_media`) for
+reports, reporters, media, steps, events, transitions and notifications, one
 ``write_features`` call (one data-version bump) for all the features.
 
 Every report is still checked on its own: a draft whose place is outside
@@ -42,7 +43,7 @@ from reports.services.routing import route_report, router
 from twin.errors import TwinError
 from twin.models import AdminArea, AdminLevel, Agency, City, EventStatus, GeoEvent, GeoEventTransition, Layer
 from twin.services import announce, write_features
-from twin.services.sql import bound_cursor
+from twin.services.sql import bound_cursor, insert_models
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +276,8 @@ def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[in
     if not items:
         return []
     accepted = [(item, item.route) for item in items]
-    reports = Report.objects.bulk_create([_report(item, route) for item, route in accepted])
-    Reporter.objects.bulk_create([
+    reports = insert_models([_report(item, route) for item, route in accepted])
+    insert_models([
         Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
                  device_id=i.reporter.device_id, account_id=i.reporter.account_id, contact=i.reporter.contact)
         for r, (i, _) in zip(reports, accepted, strict=True) if not i.reporter.is_anonymous])
@@ -288,13 +289,13 @@ def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[in
     for m in media:
         if m.kind == "photo":
             photos.setdefault(m.report_id, []).append(m.pk)
-    ReportStep.objects.bulk_create([s for r, (i, route) in zip(reports, accepted, strict=True)
+    insert_models([s for r, (i, route) in zip(reports, accepted, strict=True)
                                     for s in _steps(r, i.actor_label, route)])
     _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce, layers or {})
     nearby = duplicates_of(reports)
     for r in reports:
         r.duplicate_ids = nearby.get(r.pk, [])
-    Notification.objects.bulk_create([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
+    insert_models([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
                                       if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
     return reports
 
@@ -402,13 +403,13 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
         ids = dict(layer.features.filter(external_id__in=[str(r.pk) for r in rows]).values_list("external_id", "id"))
         for r in rows:
             r.feature_id = ids[str(r.pk)]
-    events = GeoEvent.objects.bulk_create([
+    events = insert_models([
         GeoEvent(kind=publish.EVENT_KIND, category=r.category.code, severity=2, geom=r.geom,
                  layer=of_city[r.city_id], title=f"{r.category.name_vi} #{r.pk}",
                  source_feature_id=r.feature_id, source_key=f"report:{r.pk}", occurred_at=r.reported_at,
                  payload=publish.event_payload(r), status=EventStatus.NEW, ward=r.ward, agency=r.agency)
         for r in reports])
-    GeoEventTransition.objects.bulk_create([
+    insert_models([
         GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW, actor_label=producer)
         for e, producer in zip(events, producers, strict=True)])
     for r, e in zip(reports, events, strict=True):

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""``insert_models`` stores exactly what Django's ``bulk_create`` stores, one array per column."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.db import DataError, transaction
+from django.forms.models import model_to_dict
+
+from tests.twin.factories import NGO_MON
+from twin.models import EventStatus, GeoEvent, GeoEventTransition
+from twin.services.sql import insert_models
+
+WHEN = datetime(2026, 11, 24, 8, 30, tzinfo=timezone.utc)
+
+
+def _events(prefix: str, **overrides) -> list[GeoEvent]:
+    values = dict(kind="report", category="littering", severity=2, geom=Point(*NGO_MON, srid=4326),
+                  title="Rác thải <tại> Ngọ Môn — “quote”", occurred_at=WHEN, status=EventStatus.NEW,
+                  payload={"ward": "19753", "nested": {"list": [1, 2.5, None, "ư"]}, "none": None})
+    values.update(overrides)
+    return [GeoEvent(source_key=f"{prefix}:{i}", **values) for i in range(3)]
+
+
+def _stored(events: list[GeoEvent]) -> list[dict]:
+    rows = GeoEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("source_key")
+    return [{k: v for k, v in model_to_dict(row).items() if k not in ("id", "source_key")} | {"geom": row.geom.ewkt}
+            for row in rows]
+
+
+@pytest.mark.django_db
+def test_rows_inserted_from_arrays_equal_the_rows_bulk_create_stores():
+    ours, django = insert_models(_events("ours")), GeoEvent.objects.bulk_create(_events("django"))
+    assert all(e.pk is not None and not e._state.adding for e in ours)
+    assert [e.source_key for e in GeoEvent.objects.filter(pk__in=[e.pk for e in ours]).order_by("pk")] == [
+        "ours:0", "ours:1", "ours:2"]                     # keys come back in the order the objects were given
+    assert _stored(ours) == _stored(django)
+    stored = GeoEvent.objects.get(pk=ours[0].pk)
+    assert stored.status == "new" and stored.created_at is not None and stored.updated_at is not None
+
+
+@pytest.mark.django_db
+def test_a_geometry_in_another_crs_is_transformed_and_one_without_a_crs_takes_the_fields():
+    metres = Point(*NGO_MON, srid=4326).transform(3857, clone=True)
+    bare = Point(*NGO_MON)
+    moved, plain = insert_models(_events("crs", geom=metres)[:1] + _events("bare", geom=bare)[:1])
+    for event in (moved, plain):
+        stored = GeoEvent.objects.get(pk=event.pk).geom
+        assert stored.srid == 4326 and stored.distance(Point(*NGO_MON, srid=4326)) < 1e-9
+
+
+@pytest.mark.django_db
+def test_nulls_empty_values_and_foreign_keys_travel_as_they_are():
+    events = insert_models(_events("nulls", payload={}, title="", ward=None, agency=None))
+    transitions = insert_models([GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW,
+                                                    actor_label="test") for e in events])
+    stored = GeoEventTransition.objects.filter(pk__in=[t.pk for t in transitions]).order_by("pk")
+    assert [t.event_id for t in stored] == [e.pk for e in events] and all(t.at is not None for t in stored)
+    stored_event = GeoEvent.objects.get(pk=events[0].pk)
+    assert (stored_event.payload, stored_event.title, stored_event.ward_id) == ({}, "", None)
+    assert insert_models([]) == []
+
+
+@pytest.mark.django_db
+def test_a_value_too_long_for_its_column_fails_the_whole_statement_and_keeps_nothing():
+    events = _events("long")
+    events[1].category = "x" * 61
+    with pytest.raises(DataError), transaction.atomic():
+        insert_models(events)
+    assert not GeoEvent.objects.filter(source_key__startswith="long:").exists()
