@@ -113,7 +113,9 @@ def strip_jpeg(data: bytes) -> bytes | None:
     """
     if data[:2] != b"\xff\xd8":
         return None
-    out, i, n = bytearray(b"\xff\xd8"), 2, len(data)
+    # Kept parts are views joined once at the end: the scan data is copied once, not three times (a 233 KiB
+    # photo's copies were most of this function's time in a profile of the filing server).
+    view, kept, i, n = memoryview(data), [b"\xff\xd8"], 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
             return None
@@ -122,16 +124,16 @@ def strip_jpeg(data: bytes) -> bytes | None:
             i += 1
             continue
         length = int.from_bytes(data[i + 2:i + 4], "big")
-        segment = data[i:i + 2 + length]
-        if marker == 0xDA:          # start of scan: copy the image data up to the end marker
+        if marker == 0xDA:          # start of scan: keep the image data up to the end marker
             end = data.find(b"\xff\xd9", i + 2 + length)
             if end < 0:
                 return None
-            out += data[i:end + 2]
-            return bytes(out)
-        drop = 0xE1 <= marker <= 0xEF or marker == 0xFE or (marker == 0xE0 and segment[4:9] != _KEEP_APP0)
+            kept.append(view[i:end + 2])
+            return b"".join(kept)
+        jfif = marker == 0xE0 and data[i + 4:min(i + 9, i + 2 + length)] == _KEEP_APP0
+        drop = 0xE1 <= marker <= 0xEF or marker == 0xFE or (marker == 0xE0 and not jfif)
         if not drop:
-            out += segment
+            kept.append(view[i:i + 2 + length])
         i += 2 + length
     return None
 
