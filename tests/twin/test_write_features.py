@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from shapely.geometry import Point, Polygon
 
 from tests.twin.factories import NGO_MON, make_layer, sensor_row
@@ -22,6 +23,20 @@ def test_rewriting_the_same_rows_updates_instead_of_duplicating():
     moved = write_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)])
     assert (first.inserted, again.inserted, again.updated, moved.updated) == (5, 0, 0, 1)
     assert Feature.objects.filter(layer=layer).count() == 5
+
+
+@pytest.mark.django_db
+def test_two_writes_in_one_transaction_each_merge_only_their_own_rows():
+    """The staging table outlives a call (it is emptied at commit): a second call must not see the first's rows."""
+    first_layer, second_layer = make_layer(), make_layer()
+    write_features(first_layer, [sensor_row("seed", *NGO_MON)])      # the merge path for both writes below
+    write_features(second_layer, [sensor_row("seed", *NGO_MON)])
+    with transaction.atomic():
+        write_features(first_layer, [sensor_row(f"a{i}", *NGO_MON) for i in range(3)], replace=True)
+        report = write_features(second_layer, [sensor_row("b0", *NGO_MON)], replace=True)
+    assert (report.inserted, report.deleted) == (1, 1)
+    assert sorted(first_layer.features.values_list("external_id", flat=True)) == ["a0", "a1", "a2"]
+    assert list(second_layer.features.values_list("external_id", flat=True)) == ["b0"]
 
 
 @pytest.mark.django_db
