@@ -270,7 +270,7 @@ def warm_up(photo: bytes) -> None:
     bench_filing(40, 8, photo)
 
 
-def start_server(kind: str, port: int) -> "subprocess.Popen":
+def start_server(kind: str, port: int, threads: int = 32) -> "subprocess.Popen":
     import subprocess
     import urllib.request
 
@@ -280,7 +280,7 @@ def start_server(kind: str, port: int) -> "subprocess.Popen":
         cmd = [str(root / ".venv/bin/twin"), "runserver", "--noreload", f"127.0.0.1:{port}"]
     elif kind.split(":")[0] == "gunicorn":   # a threaded WSGI server; gunicorn:N = N worker processes
         workers = int(kind.split(":")[1]) if ":" in kind else 1
-        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", str(32 // workers),
+        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", str(max(1, threads // workers)),
                "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     else:
         raise SystemExit(f"--http: unknown server {kind!r} (daphne, gunicorn, gunicorn:N)")
@@ -336,7 +336,7 @@ def bench_http(kind: str, n: int, clients: int, photo: bytes, cpu_probe=None) ->
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = start_server(kind, port)
+    proc = start_server(kind, port, clients)
     path = "/open311/v2/requests.json"
     boundary = "citytwin-bench-7f3a9c"
     photo_part = (f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="p.jpg"\r\n'

@@ -132,19 +132,25 @@ class Route:
 # each point is an index scan on the GiST index; under an OR the planner compared every pair. The
 # planar ST_DWithin in degrees (margin > tolerance, see _index_margin) spares the costly geodesic
 # distance to the outlines of the neighbouring wards whose box holds the point but which are far.
+# Against the areas' small pieces (twin.AdminAreaPiece: inline, GiST-indexed), not their whole outlines: a
+# point is covered by a ward if one of its pieces covers it, and its distance to a ward is the least distance
+# to one of its pieces, so grouping by ward gives what the outlines would give, without reading a 52 KB
+# outline back from TOAST for each test.
 _CANDIDATES_SQL = """
-SELECT p.i, a.id, a.code, ST_Covers(a.geom, p.g) AS covers,
-       CASE WHEN ST_Covers(a.geom, p.g) THEN 0
-            ELSE ST_Distance(a.geom::geography, p.g::geography) END AS distance_m
+SELECT p.i, a.id, a.code, bool_or(ST_Covers(s.geom, p.g)) AS covers,
+       min(CASE WHEN ST_Covers(s.geom, p.g) THEN 0
+                ELSE ST_Distance(s.geom::geography, p.g::geography) END) AS distance_m
   FROM (SELECT u.i, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) AS g, u.margin
           FROM unnest(%(lon)s::float8[], %(lat)s::float8[], %(margin)s::float8[])
                WITH ORDINALITY AS u(lon, lat, margin, i)) AS p
-  JOIN twin_adminarea a
-    ON a.level = %(level)s
-   AND a.geom && ST_Expand(p.g, p.margin)
-   AND (ST_Covers(a.geom, p.g)
-        OR (ST_DWithin(a.geom, p.g, p.margin)
-            AND ST_DWithin(a.geom::geography, p.g::geography, %(tol)s)))
+  JOIN twin_adminareapiece s
+    ON s.level = %(level)s
+   AND s.geom && ST_Expand(p.g, p.margin)
+   AND (ST_Covers(s.geom, p.g)
+        OR (ST_DWithin(s.geom, p.g, p.margin)
+            AND ST_DWithin(s.geom::geography, p.g::geography, %(tol)s)))
+  JOIN twin_adminarea a ON a.id = s.area_id
+ GROUP BY p.i, a.id, a.code
  ORDER BY p.i, a.code
 """
 

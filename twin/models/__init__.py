@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The spatial core's models, one module per concern."""
 from twin.models.access import ApiToken, DeviceCredential
-from twin.models.admin_areas import AdminArea, Agency, AdminLevel
+from twin.models.admin_areas import AdminArea, AdminAreaPiece, Agency, AdminLevel
 from twin.models.events import EventSeverity, EventStatus, GeoEvent, GeoEventTransition
 from twin.models.features import City, Feature, FeatureStatus, GeometryType, Layer
 from twin.models.observations import Observation
 
 __all__ = [
-    "AdminArea", "AdminLevel", "Agency", "ApiToken", "City", "DeviceCredential",
+    "AdminArea", "AdminAreaPiece", "AdminLevel", "Agency", "ApiToken", "City", "DeviceCredential",
     "EventSeverity", "EventStatus", "Feature", "FeatureStatus", "GeoEvent",
     "GeoEventTransition", "GeometryType", "Layer", "Observation",
 ]
