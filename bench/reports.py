@@ -31,8 +31,9 @@ server (created, migrated, Huế loaded; dropped afterwards unless ``--keep``):
   requests.json`` multipart with the photo, from ``--http-clients`` client
   threads, to a server process on the scratch database — ``daphne``: ``twin
   runserver`` exactly as ``make demo`` serves it (ASGI); ``gunicorn``:
-  ``twin.wsgi`` with one gthread worker of 32 threads (``gunicorn:N``: N
-  worker processes of 32/N threads, each with its own group-commit writer). Each request has its
+  ``twin.wsgi`` with one gthread worker of ``--http-clients`` threads (``gunicorn:N``: N
+  worker processes of that many threads in all, each with its own group-commit writer), so
+  every client has a server thread. Each request has its
   own ``api_key`` (the Open311 rate-limit key), so the per-client limit does
   not refuse the benchmark's single address.
 
