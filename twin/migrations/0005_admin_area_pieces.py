@@ -2,7 +2,7 @@
 """Small pieces of each administrative area's outline, kept by a trigger (see ``AdminAreaPiece``).
 
 The trigger rewrites an area's pieces whenever the area is inserted, its
-outline or level changes, or it is deleted (and empties them on TRUNCATE), so
+outline or level changes, or it is deleted (and deletes them all on TRUNCATE), so
 no write path can leave them stale. Existing areas are cut once here.
 """
 import django.contrib.gis.db.models.fields
@@ -25,9 +25,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- DELETE, not TRUNCATE: a TRUNCATE naming both tables (Django's flush) would find the pieces "in use".
 CREATE FUNCTION twin_adminarea_pieces_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE twin_adminareapiece;
+    DELETE FROM twin_adminareapiece;
     RETURN NULL;
 END $$;
 
