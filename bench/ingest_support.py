@@ -316,6 +316,7 @@ def machine() -> str:
             f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
 
 
-__all__ = ["Broker", "SCRATCH_SUFFIX", "Workers", "child_env", "database_url", "drop_scratch_database", "free_port", "inserted_rows",
+__all__ = ["Broker", "SCRATCH_SUFFIX", "Workers", "child_env", "database_url", "drop_scratch_database", "free_port",
+           "inserted_rows",
            "machine", "on_scratch", "percentile", "reference_loop_ms", "reset_observations", "setup_scratch_database",
            "stop_process", "stored_rows", "wait_online", "wait_port"]

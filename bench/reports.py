@@ -281,7 +281,8 @@ def start_server(kind: str, port: int, threads: int = 32) -> "subprocess.Popen":
         cmd = [str(root / ".venv/bin/twin"), "runserver", "--noreload", f"127.0.0.1:{port}"]
     elif kind.split(":")[0] == "gunicorn":   # a threaded WSGI server; gunicorn:N = N worker processes
         workers = int(kind.split(":")[1]) if ":" in kind else 1
-        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread", "--threads", str(max(1, threads // workers)),
+        cmd = [str(root / ".venv/bin/gunicorn"), "twin.wsgi", "-k", "gthread",
+               "--threads", str(max(1, threads // workers)),
                "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     else:
         raise SystemExit(f"--http: unknown server {kind!r} (daphne, gunicorn, gunicorn:N)")

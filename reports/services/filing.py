@@ -290,13 +290,13 @@ def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[in
         if m.kind == "photo":
             photos.setdefault(m.report_id, []).append(m.pk)
     insert_models([s for r, (i, route) in zip(reports, accepted, strict=True)
-                                    for s in _steps(r, i.actor_label, route)])
+                   for s in _steps(r, i.actor_label, route)])
     _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce, layers or {})
     nearby = duplicates_of(reports)
     for r in reports:
         r.duplicate_ids = nearby.get(r.pk, [])
     insert_models([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
-                                      if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
+                   if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
     return reports
 
 

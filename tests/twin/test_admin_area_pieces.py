@@ -54,7 +54,8 @@ def _probe_points(wards: list[AdminArea], seed: int = 7) -> list[Point]:
 def test_the_pieces_of_each_ward_cover_exactly_its_outline():
     with connection.cursor() as cursor:
         cursor.execute("""
-            SELECT a.code, ST_Area(ST_SymDifference(a.geom, ST_Union(s.geom))) / ST_Area(a.geom), max(ST_NPoints(s.geom))
+            SELECT a.code, ST_Area(ST_SymDifference(a.geom, ST_Union(s.geom))) / ST_Area(a.geom),
+                   max(ST_NPoints(s.geom))
               FROM twin_adminarea a JOIN twin_adminareapiece s ON s.area_id = a.id
              WHERE a.level = %s GROUP BY a.id, a.code, a.geom""", [AdminLevel.WARD])
         rows = cursor.fetchall()
