@@ -71,7 +71,7 @@ def _publisher(plan, results) -> None:
 
 
 class _Progress:
-    """Rows committed since the phase began, from the statistics (cheap); :meth:`exact` counts them once."""
+    """Rows committed since the phase began, from the statistics (cheap); the exact count is taken once, at the end."""
 
     def __init__(self) -> None:
         self.base = inserted_rows()
@@ -80,12 +80,6 @@ class _Progress:
         """(perf_counter at the query's midpoint, rows)."""
         began = time.perf_counter()
         rows = inserted_rows() - self.base
-        samples.append(((began + time.perf_counter()) / 2, rows))
-
-    @staticmethod
-    def exact(samples: list[tuple[float, int]]) -> None:
-        began = time.perf_counter()
-        rows = stored_rows()
         samples.append(((began + time.perf_counter()) / 2, rows))
 
 
@@ -125,11 +119,9 @@ def _drain(result: PathResult, samples: list[tuple[float, int]], started: float,
         time.sleep(2.0)
     drained_at = samples[-1][0] - started
     time.sleep(1.5)       # the statistics are up to a second behind the commits: let the last batch commit
-    exact: list[tuple[float, int]] = []
-    progress.exact(exact)
     result.samples = [(t - started, rows) for t, rows in samples]
     result.drain_s = max(drained_at - result.publish_s, 0.0)   # not the final count's own seconds
-    result.committed = exact[0][1]
+    result.committed = stored_rows()
     result.backlog = max(result.readings - result.committed, 0)
 
 
