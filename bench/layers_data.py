@@ -94,6 +94,7 @@ _PROPERTIES_SQL = """CASE s.i %% 4
 
 def load_points(conn, n: int) -> int:
     """The public sensor layer and its ``n`` points (raw COPY + one INSERT); return the layer id."""
+    from twin.models import last_seen_sql
     from twin.services import LayerSpec, ensure_layer
 
     layer = ensure_layer(LayerSpec(slug=SLUG, title_vi="Cảm biến (benchmark)", title_en="Sensors (benchmark)",
@@ -109,14 +110,18 @@ def load_points(conn, n: int) -> int:
         for offset in range(0, len(data), 1 << 20):
             copy.write(data[offset:offset + (1 << 20)])
     conn.execute(
-        "INSERT INTO twin_feature (layer_id, external_id, name, geom, properties, status, height_m, last_seen, "
+        "INSERT INTO twin_feature (layer_id, external_id, name, geom, properties, status, height_m, "
         f"created_at, updated_at) SELECT %s, 's' || s.i, 'Sensor ' || s.i, "
         f"ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), {_PROPERTIES_SQL}, 'active', NULL, "
-        "now() - make_interval(secs => s.i %% 3600), now(), now() FROM bench_raw s ORDER BY s.i", [layer.pk])
+        "now(), now() FROM bench_raw s ORDER BY s.i", [layer.pk])
+    conn.execute("INSERT INTO twin_deviceliveness (feature_id, last_seen) SELECT f.id, now() - make_interval("
+                 "secs => substr(f.external_id, 2)::int %% 3600) FROM twin_feature f WHERE f.layer_id = %s",
+                 [layer.pk])
     conn.execute("DROP TABLE bench_raw")
-    conn.execute(f"CREATE VIEW {VIEW} AS SELECT id, external_id, name, status, height_m, last_seen, properties, "
+    conn.execute(f"CREATE VIEW {VIEW} AS SELECT id, external_id, name, status, height_m, "
+                 f"{last_seen_sql('twin_feature')} AS last_seen, properties, "
                  f"geom FROM twin_feature WHERE layer_id = {int(layer.pk)}")
-    conn.execute("VACUUM ANALYZE twin_feature")
+    conn.execute("VACUUM ANALYZE twin_feature, twin_deviceliveness")
     return layer.pk
 
 
@@ -165,12 +170,14 @@ def true_tile_count(conn, layer_id: int, z: int, x: int, y: int) -> int:
         [layer_id, z, x, y, left, left + size, top, top - size]).fetchone()[0]
 
 
+# last_seen as twin.models.last_seen_sql reads it (this module is imported before Django is set up)
 FLOOR_SQL = """
 SELECT '{"type":"FeatureCollection","features":[' || coalesce(string_agg(feature, ',' ORDER BY id), '') || ']}'
 FROM (SELECT f.id, '{"type":"Feature","id":' || to_json(f.external_id)::text
              || ',"geometry":' || ST_AsGeoJSON(f.geom, 7)
              || ',"properties":' || (f.properties || jsonb_build_object('name', f.name, 'status', f.status,
-                                     'height_m', f.height_m, 'last_seen', f.last_seen))::text || '}' AS feature
+                                     'height_m', f.height_m, 'last_seen', (SELECT dl.last_seen FROM twin_deviceliveness dl
+                                                          WHERE dl.feature_id = f.id)))::text || '}' AS feature
       FROM twin_feature f
       WHERE f.layer_id = %s AND ST_Intersects(f.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))
       ORDER BY f.id LIMIT %s) p

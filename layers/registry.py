@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from layers.errors import UnknownProvider
 from layers.query import Queryable
 from twin.kinds import KindError, get_kind
-from twin.models import FeatureStatus
+from twin.models import FeatureStatus, last_seen_sql
 from twin.roles import Capability
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ CORE_QUERYABLES: tuple[Queryable, ...] = (
     Queryable("name", "string", "f.name", title="Tên / Name"),
     Queryable("status", "string", "f.status", title="Trạng thái / Status", enum=tuple(FeatureStatus.values)),
     Queryable("height_m", "number", "f.height_m", title="Chiều cao (m) / Height (m)"),
-    Queryable("last_seen", "string", "f.last_seen", format="date-time", title="Lần cuối ghi nhận / Last seen"),
+    Queryable("last_seen", "string", last_seen_sql("f"), format="date-time", title="Lần cuối ghi nhận / Last seen"),
     Queryable("updated_at", "string", "f.updated_at", format="date-time", title="Cập nhật / Updated"),
 )
 #: core columns that are output properties (``updated_at`` filters but is not shown)

@@ -21,20 +21,20 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from twin.models import AdminArea, City, GeoEvent
+from twin.models import AdminArea, City, GeoEvent, last_seen_sql
 
 logger = logging.getLogger(__name__)
 
 EVENT_OPS = frozenset({"created", "updated", "transition"})
 
 _FEATURES_SQL = """
-SELECT f.id, f.external_id, l.slug, c.slug, f.status, f.last_seen, ST_AsGeoJSON(f.geom, 7)
+SELECT f.id, f.external_id, l.slug, c.slug, f.status, {last_seen}, ST_AsGeoJSON(f.geom, 7)
   FROM twin_feature f
   JOIN twin_layer l ON l.id = f.layer_id
   LEFT JOIN twin_city c ON c.id = l.city_id
  WHERE f.id = ANY(%s)
  ORDER BY f.id
-"""
+""".format(last_seen=last_seen_sql("f"))
 
 
 def dumps(message: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@
 The condition comes from the *absence* of data, so a timer finds it:
 ``twin check-offline`` (or :func:`ingestion.rules.engine.run_timers`) looks
 at every monitored device. A device's last contact is the later of
-``Feature.last_seen`` (written by the ingestion sink) and the newest reading
+``DeviceLiveness.last_seen`` (written by the ingestion sink) and the newest reading
 this rule has seen; a device with neither has never reported and is not
 watched. When ``now − last contact > period + grace`` an ``offline`` event
 is opened (one per device and silence); the first reading that
@@ -27,6 +27,7 @@ from ingestion.messages import Reading
 from ingestion.rules.base import Rule, RuleConfig
 from ingestion.rules.context import BatchContext, Device, load_devices
 from ingestion.rules.episodes import Alert, close, iso, lock_states, open_or_update, parse_iso, save_states
+from twin.models import last_seen_sql
 from twin.services.sql import bound_cursor
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class OfflineConfig(RuleConfig):
 
 
 _MONITORED_SQL = """
-SELECT f.id, f.external_id, l.kind, f.properties->>'sensor_type', f.last_seen,
+SELECT f.id, f.external_id, l.kind, f.properties->>'sensor_type', {last_seen},
        rs.state->>'last_reading', rs.event_id
   FROM twin_feature f
   JOIN twin_layer l ON l.id = f.layer_id
@@ -166,7 +167,8 @@ class OfflineRule(Rule):
     def _survey(self, now: datetime, only: list[int] | None = None) -> dict[int, tuple[bool, datetime, Period]]:
         """Devices whose offline verdict differs from their open event (all, or ``only`` these)."""
         kinds = sorted({k.split(".", 1)[0] for k in self.cfg.kinds})
-        sql = _MONITORED_SQL.format(only="AND f.id = ANY(%(only)s)" if only is not None else "")
+        sql = _MONITORED_SQL.format(last_seen=last_seen_sql("f"),
+                                    only="AND f.id = ANY(%(only)s)" if only is not None else "")
         with connection.cursor() as cursor:
             cursor.execute(sql, {"rule": self.name, "kinds": kinds, "ignore": list(self.cfg.ignore_statuses),
                                  "only": only or []})

@@ -29,6 +29,7 @@ from layers.crs import STORAGE, OutputCrs
 from layers.errors import InvalidInput, NotFound, QueryTooExpensive
 from layers.providers.base import Extent, FeaturePage, LayerProvider
 from layers.query import FeatureQuery, Queryable, SqlFragment
+from twin.models import last_seen_sql
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class FeatureProvider(TableProvider):
                   "ELSE f.properties END)::text")
         return ("'{\"name\":' || to_json(f.name)::text || ',\"status\":' || to_json(f.status)::text"
                 " || ',\"height_m\":' || coalesce(to_json(f.height_m)::text, 'null')"
-                " || ',\"last_seen\":' || coalesce(to_json(f.last_seen)::text, 'null')"
+                f" || ',\"last_seen\":' || coalesce(to_json({last_seen_sql('f')})::text, 'null')"
                 f" || CASE WHEN f.properties = '{{}}'::jsonb THEN '}}' ELSE ',' || substr({stored}, 2) END")
 
     def fid_where(self, fid: str) -> SqlFragment | None:

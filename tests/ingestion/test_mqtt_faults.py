@@ -46,7 +46,7 @@ def _conninfo() -> str:
 
 @contextlib.contextmanager
 def rows_locked(feature_ids: list[int]) -> Iterator[psycopg.Connection]:
-    """Hold row locks on the features, so a worker's commit (its last_seen UPDATE) waits for us."""
+    """Hold row locks on the features, so a worker's commit waits for us (its first liveness write checks the key)."""
     with psycopg.connect(_conninfo()) as locker:
         locker.execute("SELECT 1 FROM twin_feature WHERE id = ANY(%s) FOR UPDATE", [feature_ids])
         yield locker

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from ingestion.rules.engine import configured, evaluate, run_timers
 from tests.ingestion.rules_support import T0, events_of, history, make_device, minutes, reading
-from twin.models import EventStatus, Feature
+from twin.models import DeviceLiveness, EventStatus, Feature
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ RULES = {"routing": {"fallback_agency": "hue-ioc", "city_categories": {"device_o
 
 
 def seen(device, at):
-    Feature.objects.filter(pk=device.pk).update(last_seen=at)
+    DeviceLiveness.objects.update_or_create(feature=device, defaults={"last_seen": at})
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from twin.cities.config import AdminFields, CityConfig, LayerDisplay, OsmLayerCo
 from twin.cities.osm import read_osm
 from twin.cities.vector import layer_rows, read_records
 from twin.errors import InvalidInput
-from twin.models import AdminArea, AdminLevel, City, Feature, Layer
+from twin.models import AdminArea, AdminAreaPiece, AdminLevel, City, Feature, Layer
 from twin.services.admin_areas import (AdminAreaRow, AgencyRow, CitySpec, ensure_city, finish_city,
                                        upsert_admin_areas, upsert_agencies)
 from twin.services.features import FeatureRow, WriteReport, write_features
@@ -126,8 +126,37 @@ def load_city(cfg: CityConfig, *, progress: bool = False, echo: Echo = _silent) 
         report.messages += _drop_stale_layers(city, previous.get("layers", ()), slugs)
         finish_city(city, {"files": _fingerprints(cfg.source_files()), "layers": slugs,
                            "agencies": [row.code for row in agency_rows]})
+    if settle_tables():
+        report.messages.append("tables vacuumed and analyzed after the load")
     report.seconds = time.perf_counter() - started
     return report
+
+
+# What a load rewrites in bulk. Agencies, layers and cities are a few hundred rows: autovacuum's own pass is cheap.
+LOADED_MODELS = (Feature, AdminArea, AdminAreaPiece)
+
+
+def settle_tables(models: tuple[type, ...] = LOADED_MODELS, using=None) -> bool:
+    """``VACUUM (ANALYZE)`` the tables a load rewrote, once it has committed; False inside a transaction.
+
+    Why: after a bulk load every row is new, so autovacuum's first pass over
+    these tables must read all of them (visibility map, freezing) and sample
+    tens of thousands of large geometries for statistics. Left to autovacuum,
+    that pass lands minutes later in the middle of live ingestion and shows as
+    a burst of latency (``docs/benchmarks.md``, 25 Nov). Doing it here puts
+    the cost where the operator already waits. VACUUM cannot run inside a
+    transaction, so a load inside one (tests, a caller's atomic block) skips it.
+    ``using``: the Django connection to run it on (default: the default one).
+    """
+    from django.db import connection as default_connection
+
+    connection = using or default_connection
+    if connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        names = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+        cursor.execute(f"VACUUM (ANALYZE) {names}")
+    return True
 
 
 def _layer(display: LayerDisplay, city: City | None, kind: str, geometry_type: str, attribution: str) -> Layer:

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 
 from twin.errors import InvalidInput
 from twin.io.readers import JSON_COLUMNS_KEY
-from twin.models import FeatureStatus, Layer
+from twin.models import FeatureStatus, Layer, last_seen_sql
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _source(filt: ExportFilter) -> tuple[str, list[Any]]:
     extra = filt.extra or {}
     listed = json.dumps([{"id": fid, "n": n, "x": extra.get(fid) or {}} for n, fid in enumerate(filt.ids)],
                         ensure_ascii=False, default=str)
-    return ("(SELECT t.id, t.layer_id, t.external_id, t.name, t.status, t.height_m, t.last_seen, t.geom, "
+    return ("(SELECT t.id, t.layer_id, t.external_id, t.name, t.status, t.height_m, t.geom, "
             "t.properties || x.x AS properties, x.n AS ord__ FROM jsonb_to_recordset(%s::jsonb) "
             "AS x(id bigint, n integer, x jsonb) JOIN twin_feature t ON t.id = x.id) f", [listed])
 
@@ -142,7 +142,7 @@ def _stream_rows(layer: Layer, filt: ExportFilter, geometry_sql: str) -> Iterato
     """
     source, head = _source(filt)
     where, params = _where(layer, filt)
-    sql = (f"SELECT f.external_id, f.name, f.status, f.height_m, f.last_seen, f.properties, {geometry_sql} "
+    sql = (f"SELECT f.external_id, f.name, f.status, f.height_m, {last_seen_sql('f')}, f.properties, {geometry_sql} "
            f"FROM {source} WHERE {where} ORDER BY {_order(filt)}")
     with transaction.atomic(), connection.chunked_cursor() as cursor:
         cursor.execute(sql, head + params)

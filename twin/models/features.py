@@ -2,6 +2,8 @@
 """Cities, layers and the one feature table every thing on the map lives in."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.gis.db import models
 from django.core.validators import RegexValidator
 from django.db.models import Q
@@ -106,7 +108,6 @@ class Feature(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=FeatureStatus.choices, default=FeatureStatus.ACTIVE)
     height_m = models.FloatField(null=True, blank=True, help_text="Height in metres for 3D (buildings, masts).")
-    last_seen = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,3 +125,48 @@ class Feature(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.external_id
+
+    @property
+    def last_seen(self) -> datetime | None:
+        """When the device behind this feature last reported (``DeviceLiveness``); None if never."""
+        try:
+            return self.liveness.last_seen
+        except DeviceLiveness.DoesNotExist:
+            return None
+
+
+class DeviceLiveness(models.Model):
+    """When a device (a feature that reports: sensor, camera, boat) last reported.
+
+    Why a table of its own: ingestion rewrites this every few seconds for
+    every reporting device. Kept on ``twin_feature`` it made the feature table
+    (large geometries, OSM tags, two GiST indexes) churn, so autovacuum
+    re-analyzed it every minute — a second of CPU each time on Huế's 39,000
+    features, which showed as the slowest fire-alarm latencies
+    (``docs/benchmarks.md``, 25 Nov). Here a report rewrites a 40-byte row
+    that nothing indexes but its key. SQL reads it through
+    :func:`last_seen_sql`. A device's ``status`` stays
+    on the feature: it changes rarely (offline, back, maintenance) and is an
+    operator's field too.
+    """
+
+    # The database's own foreign key cascades (migration 0006): layer reloads delete features in SQL.
+    feature = models.OneToOneField(Feature, primary_key=True, on_delete=models.CASCADE, related_name="liveness",
+                                   db_constraint=False)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "device liveness"
+
+    def __str__(self) -> str:
+        return f"{self.feature_id} seen {self.last_seen.isoformat()}"
+
+
+def last_seen_sql(alias: str = "f") -> str:
+    """SQL for the ``last_seen`` of the feature aliased ``alias`` (NULL if it never reported).
+
+    One definition for every reader (API filters and output, exports, live
+    push, offline timers): a correlated look-up by primary key, so a query
+    keeps its ``FROM twin_feature f`` and filters and sorts on it like on a column.
+    """
+    return f"(SELECT dl.last_seen FROM twin_deviceliveness dl WHERE dl.feature_id = {alias}.id)"

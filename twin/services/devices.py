@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Device liveness: ``Feature.last_seen`` and ``status`` from incoming readings.
+"""Device liveness: ``DeviceLiveness.last_seen`` and ``Feature.status`` from incoming readings.
 
 Called once per ingestion batch with every device heard in it: one
-``UPDATE ... FROM unnest(...)`` instead of one statement per reading, so
-liveness costs the same for ten readings or fifty thousand.
+statement over ``unnest(...)`` instead of one per reading, so liveness costs
+the same for ten readings or fifty thousand. ``last_seen`` lives in its own
+narrow table (why: ``twin.models.features.DeviceLiveness``; readers use ``last_seen_sql``); the feature row
+is written only when the device's status actually changes.
 """
 from __future__ import annotations
 
@@ -21,17 +23,28 @@ from twin.models import FeatureStatus
 DEVICE_SETTABLE_STATUSES = frozenset({FeatureStatus.ACTIVE, FeatureStatus.INACTIVE, FeatureStatus.MAINTENANCE,
                                       FeatureStatus.DEGRADED})
 
+# Rows are written in id order (the input is sorted): concurrent workers lock them in the same order.
 _SQL = """
-UPDATE twin_feature AS f
-SET last_seen = GREATEST(f.last_seen, v.seen),
-    status = CASE
-        WHEN f.status = 'retired' THEN f.status
-        WHEN v.status IS NOT NULL THEN v.status
-        WHEN f.status = 'offline' THEN 'active'
-        ELSE f.status END
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, seen, status)
-WHERE f.id = v.id
+WITH v AS (
+    SELECT v.id, v.seen, v.status, f.status AS was,
+           CASE WHEN f.status = 'retired' THEN f.status
+                WHEN v.status IS NOT NULL THEN v.status
+                WHEN f.status = 'offline' THEN 'active'
+                ELSE f.status END AS now
+      FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, seen, status)
+      JOIN twin_feature f ON f.id = v.id
+), seen AS (
+    INSERT INTO twin_deviceliveness AS dl (feature_id, last_seen)
+    SELECT id, seen FROM v ORDER BY id
+    ON CONFLICT (feature_id) DO UPDATE SET last_seen = GREATEST(dl.last_seen, EXCLUDED.last_seen)
+    RETURNING 1
+), changed AS (
+    UPDATE twin_feature f SET status = v.now FROM v WHERE f.id = v.id AND v.now <> v.was
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM seen), (SELECT count(*) FROM changed)
 """
+
 
 
 def mark_devices_seen(seen: Mapping[int, datetime], statuses: Mapping[int, str] | None = None) -> int:
@@ -57,8 +70,9 @@ def mark_devices_seen(seen: Mapping[int, datetime], statuses: Mapping[int, str] 
     ids = sorted(seen)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SQL, [ids, [seen[i] for i in ids], [statuses.get(i) for i in ids]])
+        recorded, _status_changes = cursor.fetchone()
         announce.features_changed(ids)
-        return cursor.rowcount
+        return recorded
 
 
 __all__ = ["DEVICE_SETTABLE_STATUSES", "mark_devices_seen"]
