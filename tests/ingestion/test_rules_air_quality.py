@@ -11,7 +11,8 @@ import pytest
 
 from ingestion.rules.aqi import hourly_aqi
 from ingestion.rules.engine import configured, evaluate
-from tests.ingestion.rules_support import T0, events_of, history, make_device, reading
+from ingestion.rules.episodes import interval_spread, parse_iso
+from tests.ingestion.rules_support import T0, events_of, history, make_device, reading, state_of
 from twin.models import EventStatus
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +172,21 @@ def test_the_same_day_in_one_unordered_batch_gives_the_same_episodes():
     summary = [[(e.occurred_at, e.status, e.payload.get("cleared_at"), e.severity) for e in events_of(d)]
                for d in (live, bulk)]
     assert summary[0] == summary[1] and len(summary[0]) == 3
+
+
+def test_a_lasting_episode_rewrites_its_aqi_figure_at_most_every_five_minutes_of_reading_time(station):
+    """The index is hourly: a station reporting every 30 s must not rewrite (and push) its event each time."""
+    written: list[datetime] = []
+    with configured(RULES):
+        hourly(station, [60, 60, 60])                       # the episode opens on the third hour
+        for k in range(1, 41):                              # 20 minutes of readings, the mean creeping up
+            evaluate([reading(station, T0 + 2 * HOUR + k * timedelta(seconds=30), {"pm25": 60 + k / 4},
+                              stream="air")])
+            at = parse_iso(state_of("air_quality", str(station.pk)).state["shown"][3])
+            if not written or at != written[-1]:
+                written.append(at)
+    [event] = events_of(station)
+    least = 300 * interval_spread(str(station.pk))
+    gaps = [(b - a).total_seconds() for a, b in zip(written, written[1:])]
+    assert len(written) >= 3 and all(gap >= least for gap in gaps), (least, gaps)
+    assert event.severity == 2 and event.payload["current"]["category"] == "kem"
