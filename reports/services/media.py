@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Photos and short videos: check type and size, strip location and device data.
 
-A photo is decoded with Pillow (its *content* decides the type, never the
-file name or the client's content type), turned upright, and re-encoded
-as JPEG with no EXIF, XMP or ICC block: GPS position, camera make, model
-and serial number are gone. A video is accepted only as MP4/QuickTime or
-WebM (magic bytes), no longer than ``REPORTS_MAX_VIDEO_SECONDS`` (the MP4
-movie header's or the WebM Duration / last frame time), and its MP4
-location atom (``©xyz``) is blanked.
+A photo's *content* decides its type, never the file name or the client's
+content type. An upright JPEG within the limits loses its metadata segments
+losslessly (:mod:`reports.services.jpeg`); any other photo is decoded with
+Pillow, turned upright, and re-encoded as JPEG with no EXIF, XMP or ICC
+block. Either way GPS position, camera make, model and serial number are
+gone. A video is accepted only as MP4/QuickTime or WebM (magic bytes), no
+longer than ``REPORTS_MAX_VIDEO_SECONDS`` (the MP4 movie header's or the
+WebM Duration / last frame time), and its MP4 location atom (``©xyz``) is
+blanked.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reports.services.errors import BadMedia, MediaTooLarge
+from reports.services.jpeg import read_jpeg
 
 MAX_PHOTOS = 5
 MAX_VIDEOS = 1
@@ -67,28 +70,46 @@ def _is_video(data: bytes) -> str | None:
 def clean_photo(upload: MediaUpload) -> CleanMedia:
     """Check a photo and return it without any metadata.
 
-    An upright baseline JPEG that is small enough keeps its compressed image
-    data and loses every APPn/COM segment and anything after the end marker
-    (lossless and fast: :func:`strip_jpeg`); anything else is decoded and
+    An upright JPEG that is small enough keeps its compressed image data and
+    loses every APPn/COM segment and anything after the end marker (lossless,
+    and no decoder: :func:`strip_upright_jpeg`); anything else is decoded and
     re-encoded as JPEG with no EXIF, XMP or ICC block.
     """
     if len(upload.data) > limits()["photo_bytes"]:
         raise MediaTooLarge(f"photo {upload.name!r} is {len(upload.data) // 1024} KiB; the limit is "
                             f"{limits()['photo_bytes'] // 1024} KiB")
+    return strip_upright_jpeg(upload.data) or _reencode_photo(upload)
+
+
+def strip_upright_jpeg(data: bytes) -> CleanMedia | None:
+    """The photo stripped of its metadata when it is a plain upright JPEG within the limits; else ``None``.
+
+    What Pillow checked here before (format, mode, size, orientation, and a
+    re-parse of the stripped file) is read from the one marker walk of
+    :func:`~reports.services.jpeg.read_jpeg`: 8-bit grey or three-component
+    colour, no more than ``MAX_PIXELS`` nor ``MAX_SIDE``, orientation 1 (EXIF,
+    else XMP, as Pillow's ``getexif``), and a complete structure after
+    stripping (tables, one frame, well-formed scans, end marker). An Adobe
+    segment's colour transform would be lost with it, so such a photo is
+    re-encoded. Everything else goes to :func:`_reencode_photo`, which
+    decides as before.
+    """
+    layout = read_jpeg(data)
+    if (layout is None or not layout.decodable or layout.orientation != 1 or layout.adobe
+            or layout.precision != 8 or layout.components not in (1, 3)
+            or layout.width * layout.height > MAX_PIXELS or max(layout.width, layout.height) > MAX_SIDE):
+        return None
+    return CleanMedia("photo", "image/jpeg", layout.data, layout.width, layout.height)
+
+
+def _reencode_photo(upload: MediaUpload) -> CleanMedia:
+    """Decode with Pillow (its content decides the type), turn upright, shrink, re-encode without metadata."""
     try:
         with Image.open(io.BytesIO(upload.data)) as probe:
             if probe.format not in IMAGE_FORMATS:
                 raise BadMedia(f"{upload.name!r} is a {probe.format} image; send JPEG, PNG or WebP")
             if probe.width * probe.height > MAX_PIXELS:
                 raise BadMedia(f"photo {upload.name!r} has too many pixels ({probe.width}×{probe.height})")
-            upright = probe.getexif().get(0x0112, 1) == 1
-            if (probe.format == "JPEG" and upright and max(probe.size) <= MAX_SIDE
-                    and probe.mode in ("RGB", "L")):
-                stripped = strip_jpeg(upload.data)
-                if stripped is not None:
-                    with Image.open(io.BytesIO(stripped)) as check:
-                        check.verify()
-                    return CleanMedia("photo", "image/jpeg", stripped, probe.width, probe.height)
             probe.load()
             image = ImageOps.exif_transpose(probe)  # keep it upright once the orientation tag is gone
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -98,44 +119,6 @@ def clean_photo(upload: MediaUpload) -> CleanMedia:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85, optimize=False)  # no exif=, no icc_profile=: nothing carried over
     return CleanMedia("photo", "image/jpeg", out.getvalue(), image.width, image.height)
-
-
-_KEEP_APP0 = b"JFIF\x00"
-
-
-def strip_jpeg(data: bytes) -> bytes | None:
-    r"""The JPEG without APP1–APP15 (EXIF, XMP, ICC, maker notes), COM, non-JFIF APP0, or trailing bytes.
-
-    Returns ``None`` when the marker structure is not a plain JPEG (the caller re-encodes then).
-
-    >>> strip_jpeg(b"\xff\xd8\xff\xe1\x00\x08Exif\x00\x00\xff\xda\x00\x02\x01\x02\xff\xd9tail")
-    b'\xff\xd8\xff\xda\x00\x02\x01\x02\xff\xd9'
-    """
-    if data[:2] != b"\xff\xd8":
-        return None
-    # Kept parts are views joined once at the end: the scan data is copied once, not three times (a 233 KiB
-    # photo's copies were most of this function's time in a profile of the filing server).
-    view, kept, i, n = memoryview(data), [b"\xff\xd8"], 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:          # fill byte
-            i += 1
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xDA:          # start of scan: keep the image data up to the end marker
-            end = data.find(b"\xff\xd9", i + 2 + length)
-            if end < 0:
-                return None
-            kept.append(view[i:end + 2])
-            return b"".join(kept)
-        jfif = marker == 0xE0 and data[i + 4:min(i + 9, i + 2 + length)] == _KEEP_APP0
-        drop = 0xE1 <= marker <= 0xEF or marker == 0xFE or (marker == 0xE0 and not jfif)
-        if not drop:
-            kept.append(view[i:i + 2 + length])
-        i += 2 + length
-    return None
 
 
 _MP4_XYZ = re.compile(rb"\xa9xyz")

@@ -4,11 +4,11 @@ import doctest
 
 import pytest
 
-from reports.services import media, notify, text
+from reports.services import jpeg, media, notify, text
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("module", [media, notify, text])
+@pytest.mark.parametrize("module", [jpeg, media, notify, text])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
