@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import feedgenerator
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
@@ -27,6 +28,7 @@ from reports.services.intake import ReportDraft, ReporterInfo, city_for, file_re
 from reports.services.media import MediaUpload, limits
 from reports.services.public import parse_search, public_queryset, public_report
 from reports.services.ratelimit import client_of
+from reports.uploads import use_one_pass_multipart
 from twin.auth import json_api, requires
 from twin.errors import InvalidInput, NotFound, PayloadTooLarge, TwinError
 from twin.models import AdminArea, AdminLevel
@@ -91,10 +93,22 @@ def _draft_from_form(request: HttpRequest, *, channel: str, actor: str, client: 
                        reporter=reporter, media=_uploads(request), client=client, actor_label=actor)
 
 
+@csrf_exempt   # checked by _citizen_form once the parser is chosen: Django's pattern for per-view upload handlers
 @sensitive_post_parameters(*REPORTER_FIELDS)
 @require_http_methods(["GET", "POST"])
 def citizen_form(request: HttpRequest) -> HttpResponse:
-    """The citizen's form: Vietnamese first, mobile-friendly, place from the map or the phone."""
+    """The citizen's form: Vietnamese first, mobile-friendly, place from the map or the phone.
+
+    The CSRF middleware reads ``request.POST`` before a protected view runs, so
+    the view is exempt and :func:`_citizen_form` is protected instead: by then
+    the one-pass multipart parser (:mod:`reports.uploads`) is in place.
+    """
+    use_one_pass_multipart(request)
+    return _citizen_form(request)
+
+
+@csrf_protect
+def _citizen_form(request: HttpRequest) -> HttpResponse:
     context = _city_context(request)
     if request.method == "GET":
         return render(request, "reports/citizen_form.html", context)
