@@ -69,3 +69,38 @@ def test_unknown_feature_ids_reject_the_batch(sensor):
 def test_naive_times_are_refused(sensor):
     with pytest.raises(ImportRejected, match="time zone"):
         record_observations([ObservationRow(sensor.pk, datetime(2031, 7, 1), {})])
+
+
+@pytest.fixture
+def partitions_noted(django_capture_on_commit_callbacks):
+    """Run on-commit callbacks (the partition notes), and forget the notes afterwards (test partitions roll back)."""
+    from twin.services.observations import _PARTITIONS_SEEN
+
+    yield django_capture_on_commit_callbacks
+    _PARTITIONS_SEEN.forget()
+
+
+def test_a_partition_found_is_not_looked_up_again_for_every_batch(sensor, partitions_noted):
+    from django.test.utils import CaptureQueriesContext
+
+    moment = datetime(2031, 5, 5, 8, tzinfo=timezone.utc)
+    record_observations([ObservationRow(sensor.pk, moment, {"pm25": 1})])      # creates the partition
+    with partitions_noted(execute=True):                                        # finds it, noted "on commit"
+        record_observations([ObservationRow(sensor.pk, moment + timedelta(minutes=1), {"pm25": 2})])
+    with CaptureQueriesContext(connection) as queries:
+        record_observations([ObservationRow(sensor.pk, moment + timedelta(minutes=2), {"pm25": 3})])
+    assert not [q for q in queries.captured_queries if "to_regclass" in q["sql"]]
+    assert _partition_of(sensor.pk, moment + timedelta(minutes=2)) == "twin_observation_203105"
+
+
+def test_a_partition_dropped_after_it_was_noted_sends_rows_to_the_default_partition_not_away(
+        sensor, partitions_noted):
+    moment = datetime(2031, 4, 5, 8, tzinfo=timezone.utc)
+    record_observations([ObservationRow(sensor.pk, moment, {"pm25": 1})])
+    with partitions_noted(execute=True):
+        record_observations([ObservationRow(sensor.pk, moment + timedelta(minutes=1), {"pm25": 2})])   # noted
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE twin_observation_203104")
+    record_observations([ObservationRow(sensor.pk, moment + timedelta(minutes=2), {"pm25": 3})])
+    assert _partition_of(sensor.pk, moment + timedelta(minutes=2)) == "twin_observation_default"
+    assert Observation.objects.filter(feature=sensor, time=moment + timedelta(minutes=2)).exists()

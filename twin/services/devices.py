@@ -68,7 +68,9 @@ def mark_devices_seen(seen: Mapping[int, datetime], statuses: Mapping[int, str] 
         return 0
     # Sorted ids: concurrent workers lock rows in the same order (no deadlock).
     ids = sorted(seen)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # No savepoint inside a caller's transaction (the sink's, once per batch): one statement, and its
+    # error fails that transaction anyway.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(_SQL, [ids, [seen[i] for i in ids], [statuses.get(i) for i in ids]])
         recorded, _status_changes = cursor.fetchone()
         announce.features_changed(ids)

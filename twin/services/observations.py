@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -65,16 +67,51 @@ def ensure_partitions(first: datetime, last: datetime) -> list[str]:
     """
     created: list[str] = []
     start = month_start(first)
+    database = connection.settings_dict["NAME"]
     with connection.cursor() as cursor:
         while start <= last:
             end = _next_month(start)
             name = f"twin_observation_{start:%Y%m}"
-            cursor.execute("SELECT to_regclass(%s)", [name])
-            if cursor.fetchone()[0] is None:
-                _create_partition(cursor, name, start, end)
-                created.append(name)
+            if not _PARTITIONS_SEEN.fresh((database, name)):
+                cursor.execute("SELECT to_regclass(%s)", [name])
+                if cursor.fetchone()[0] is None:
+                    _create_partition(cursor, name, start, end)
+                    created.append(name)
+                else:   # noted once this transaction commits: it may have created the partition itself
+                    transaction.on_commit(partial(_PARTITIONS_SEEN.note, (database, name)))
             start = end
     return created
+
+
+class _SeenRecently:
+    """Keys seen within the last ``ttl_s`` seconds (this process).
+
+    Why: ingestion checked that the month's partition exists before every
+    batch, one round trip each, dozens a second. A partition found is not
+    checked again for a while. If it went away meanwhile (retention dropped
+    an old month), rows of that month go to the DEFAULT partition, which is
+    still correct, and the next check after ``ttl_s`` recreates the
+    partition and moves them there. A partition is noted only once the
+    transaction that found it has committed: it may have been created in that
+    very transaction, which could still roll back.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[tuple, float] = {}
+
+    def fresh(self, key: tuple) -> bool:
+        at = self._seen.get(key)
+        return at is not None and time.monotonic() - at < self.ttl_s
+
+    def note(self, key: tuple) -> None:
+        self._seen[key] = time.monotonic()
+
+    def forget(self) -> None:
+        self._seen.clear()
+
+
+_PARTITIONS_SEEN = _SeenRecently(ttl_s=300)
 
 
 def _create_partition(cursor, name: str, start: datetime, end: datetime) -> None:
@@ -128,8 +165,12 @@ def _write_batch(batch: list[ObservationRow]) -> int:
     if any(t.tzinfo is None for t in times):
         raise ImportRejected("observation times must carry a time zone")
     ensure_partitions(min(times), max(times))
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         _check_features(cursor, {row.feature_id for row in batch})
+    # No savepoint of its own inside a caller's transaction (the sink's): an error here fails that whole
+    # transaction anyway, and a savepoint costs two round trips per batch. The COPY keeps its savepoint:
+    # the merging path below needs the transaction intact after a repeated reading.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         try:
             with transaction.atomic():
                 _copy_observations(cursor, "twin_observation", batch)
