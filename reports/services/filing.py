@@ -43,6 +43,7 @@ from reports.services.routing import route_report, router
 from twin.errors import TwinError
 from twin.models import AdminArea, AdminLevel, Agency, City, EventStatus, GeoEvent, GeoEventTransition, Layer
 from twin.services import announce, write_features
+from twin.services.features import bump_data_version
 from twin.services.sql import bound_cursor, insert_models
 
 logger = logging.getLogger(__name__)
@@ -297,6 +298,10 @@ def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[in
         r.duplicate_ids = nearby.get(r.pk, [])
     insert_models([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
                    if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
+    # Last: the bump locks the layer's version row until commit, and every filing process's writer needs it.
+    with connection.cursor() as cursor:
+        for layer_id in sorted({r.event.layer_id for r in reports}):
+            bump_data_version(cursor, layer_id)
     return reports
 
 
@@ -399,7 +404,8 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
         by_layer.setdefault(layer.pk, []).append(r)
     for layer_id, rows in by_layer.items():
         layer = layers[layer_id]
-        write_features(layer, [publish.feature_row(r, photos.get(r.pk, [])) for r in rows], on_invalid="reject")
+        write_features(layer, [publish.feature_row(r, photos.get(r.pk, [])) for r in rows], on_invalid="reject",
+                       bump_version=False)   # bumped last, by write_batch
         ids = dict(layer.features.filter(external_id__in=[str(r.pk) for r in rows]).values_list("external_id", "id"))
         for r in rows:
             r.feature_id = ids[str(r.pk)]

@@ -269,3 +269,26 @@ def test_attempts_older_than_the_window_are_pruned_while_counting(hue, settings)
     assert ratelimit.check_and_count_many(["198.51.100.8"]) == [None]
     assert not IntakeAttempt.objects.filter(client="old").exists()
     assert IntakeAttempt.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_filed_batch_bumps_the_reports_layers_data_version_as_its_last_statement(hue):
+    """Tiles refresh; and the version row, which every filing writer locks until commit, is locked last."""
+    from django.test.utils import CaptureQueriesContext
+
+    def version() -> int | None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT v.version FROM twin_layer_data_version v JOIN twin_layer l ON l.id = v.layer_id "
+                           "WHERE l.slug = 'hue-reports'")
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+    before = version()
+    wards = _wards()
+    with CaptureQueriesContext(connection) as queries:
+        results = file_batch([prepare(_draft(wards[1])), prepare(_draft(wards[2], "trees"))])
+    assert all(isinstance(r, Report) for r in results)
+    assert version() is not None and version() != before
+    writes = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert "twin_layer_data_version" in writes[-1]
+    assert sum("twin_layer_data_version" in sql for sql in writes) == 1

@@ -143,6 +143,7 @@ def write_features(
     on_invalid: Literal["repair", "reject"] = "repair",
     replace: bool = False,
     progress: bool = False,
+    bump_version: bool = True,
 ) -> WriteReport:
     """Validate and write ``rows`` into ``layer`` atomically.
 
@@ -157,6 +158,11 @@ def write_features(
         reports them; ``reject`` refuses the batch.
     replace:
         Also delete the layer's features whose ids are not in ``rows`` (a full reload).
+    bump_version:
+        False: the caller bumps the layer's data version itself, later in the same
+        transaction (:func:`bump_data_version`). The bump locks the layer's version
+        row until commit; a caller with more to write after the features (report
+        filing) bumps last, so concurrent writers of the layer wait for a commit only.
 
     Returns
     -------
@@ -182,7 +188,7 @@ def write_features(
             report.inserted = len(rows)
         else:
             _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
-        if report.inserted or report.updated or report.deleted:
+        if bump_version and (report.inserted or report.updated or report.deleted):
             bump_data_version(cursor, layer.pk)
     logger.debug(report.summary())
     return report
