@@ -42,7 +42,8 @@ class Migration(migrations.Migration):
             ],
             options={"verbose_name_plural": "device liveness"},
         ),
-        migrations.RunSQL(CASCADE_SQL, reverse_sql="ALTER TABLE twin_deviceliveness DROP CONSTRAINT twin_deviceliveness_feature_fk"),
+        migrations.RunSQL(CASCADE_SQL,
+                          reverse_sql="ALTER TABLE twin_deviceliveness DROP CONSTRAINT twin_deviceliveness_feature_fk"),
         migrations.RunSQL(COPY_SQL, reverse_sql=COPY_BACK_SQL),
         migrations.RemoveField(model_name="feature", name="last_seen"),
     ]
