@@ -9,8 +9,12 @@ a low rate, alternating alarm and reset, while a ``LiveClient`` reads the
 feed. A probe's latency is from just before ``publish()`` to the moment the
 client read the matching event message (``created`` for an alarm,
 ``transition`` to resolved for a reset). The same probes are also timed to
-the event's ``created_at`` in PostGIS, which splits the total into "ingest
-and rules" and "push".
+the event's ``created_at`` in PostGIS and to the ``published_at`` of its live
+message (when the worker built it, after the commit), which split the total
+into "ingest and rules", "commit and announcement" and "push" (Mosquitto,
+the hub in daphne, the socket). The client figure is also given for the
+alarms alone: a reset's event is written twice (its clearing, then the
+transition to resolved), so resets are the slower half.
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class LatencyResult:
     stored_at_end: int = 0             # … and what was committed when the probes ended
     to_client_ms: list[float] = field(default_factory=list)
     to_commit_ms: list[float] = field(default_factory=list)
+    to_announce_ms: list[float] = field(default_factory=list)   # alarm → the worker built its live message
+    to_client_alarms_ms: list[float] = field(default_factory=list)   # to_client_ms of the alarms (no resets)
     probes: int = 0
     missing: int = 0
     maintenance: list[str] = field(default_factory=list)   # PostgreSQL's own work during the probes
@@ -134,7 +140,7 @@ class _Prober:
 
 
 async def _read_feed(url: str, token: str, stop: threading.Event, seen: list, ready: threading.Event) -> None:
-    """Keep every event message: (op, event id, source feature, status, occurred_at, received_at)."""
+    """Keep every event message: (op, event id, source feature, status, occurred_at, received_at, published_at)."""
     from ingestion.live.client import LiveClient
 
     async with LiveClient(url, token=token) as live:
@@ -148,7 +154,7 @@ async def _read_feed(url: str, token: str, stop: threading.Event, seen: list, re
             if message.data.get("type") == "event":
                 event = message.data["event"]
                 seen.append((message.data["op"], event["id"], event.get("source_feature"), event.get("status"),
-                             event.get("occurred_at"), message.received_at))
+                             event.get("occurred_at"), message.received_at, message.data.get("published_at")))
 
 
 def match_probes(probes: list[dict], seen: list) -> list[float | None]:
@@ -159,9 +165,9 @@ def match_probes(probes: list[dict], seen: list) -> list[float | None]:
     event at the reading's time); a reset matches the ``transition`` to
     ``resolved`` of the event its panel's previous alarm opened.
     """
-    created = {(fid, datetime.fromisoformat(at)): (eid, got) for op, eid, fid, _, at, got in seen
+    created = {(fid, datetime.fromisoformat(at)): (eid, got) for op, eid, fid, _, at, got, _ in seen
                if op == "created" and at}
-    resolved = {eid: got for op, eid, _, status, _, got in seen if op == "transition" and status == "resolved"}
+    resolved = {eid: got for op, eid, _, status, _, got, _ in seen if op == "transition" and status == "resolved"}
     open_event: dict[int, int] = {}
     out: list[float | None] = []
     for probe in probes:
@@ -190,6 +196,18 @@ def _background(plan, results) -> None:
     from ingestion.simulator.publisher import run_plan
 
     results.put(run_plan(plan))
+
+
+def announce_latencies(probes: list[dict], seen: list) -> list[float]:
+    """Probe alarm → the worker's ``published_at`` of its ``created`` message (ms): the part before MQTT and the hub.
+
+    With the event row's time (:func:`_commit_latencies`) and the client's receipt, it splits a probe's
+    latency into the worker's commit, its announcement, and the push through Mosquitto, daphne and the socket.
+    """
+    announced = {(fid, datetime.fromisoformat(at)): datetime.fromisoformat(published).timestamp()
+                 for op, _, fid, _, at, _, published in seen if op == "created" and at and published}
+    return [(announced[(p["fid"], p["issued"])] - p["sent"]) * 1000 for p in probes
+            if p["kind"] == "alarm" and (p["fid"], p["issued"]) in announced]
 
 
 def _commit_latencies(prober: _Prober) -> list[float]:
@@ -255,8 +273,11 @@ def run_latency(plan, cfg, broker_url: str, workdir: Path, *, probe_panels: list
         latencies = match_probes(prober.probes, seen)
         result.probes = len(latencies)
         result.to_client_ms = [ms for ms in latencies if ms is not None]
+        result.to_client_alarms_ms = [ms for probe, ms in zip(prober.probes, latencies, strict=True)
+                                      if probe["kind"] == "alarm" and ms is not None]
         result.missing = result.probes - len(result.to_client_ms)
         result.to_commit_ms = _commit_latencies(prober)
+        result.to_announce_ms = announce_latencies(prober.probes, seen)
         result.maintenance = database_maintenance(started, probe_rate, checkpoints)
     finally:
         stop.set()
