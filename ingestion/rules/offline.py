@@ -3,12 +3,15 @@
 
 The condition comes from the *absence* of data, so a timer finds it:
 ``twin check-offline`` (or :func:`ingestion.rules.engine.run_timers`) looks
-at every monitored device. A device's last contact is the later of
-``DeviceLiveness.last_seen`` (written by the ingestion sink) and the newest reading
-this rule has seen; a device with neither has never reported and is not
-watched. When ``now − last contact > period + grace`` an ``offline`` event
-is opened (one per device and silence); the first reading that
-``evaluate()`` sees from the device ends it.
+at every monitored device. A device's last contact is its
+``DeviceLiveness.last_seen``, which the ingestion sink writes in the
+transaction that stores the readings, before any rule runs; this rule
+writes no contact time of its own. (``state.last_reading`` in rule-state
+rows left by older versions still counts, as the later of the two.) A device
+never heard from is not watched. When ``now − last contact > period + grace``
+an ``offline`` event is opened (one per device and silence); the first
+reading that ``evaluate()`` sees from the device ends it, or failing that
+the next timer pass that finds ``last_seen`` recent.
 
 Period and grace come, most specific first, from ``devices`` (by device id),
 then ``kinds["<layer kind>.<sensor type>"]``, then ``kinds["<layer kind>"]``;
@@ -56,9 +59,9 @@ class OfflineConfig(RuleConfig):
     severity: int = Field(default=2, ge=1, le=5, description="Event severity.")
     interval_s: float = Field(default=60, gt=0, le=3600, description="How often `twin check-offline` checks.")
     seen_resolution_s: float = Field(default=5, ge=0, le=300, description=(
-        "A worker notes a device's newest reading time only when it moved by this much since the worker last "
-        "noted it (0: every batch). Silences are judged in minutes; noting every reading was an upsert per "
-        "device per batch."))
+        "A worker looks for a device's open offline event only when the device's newest reading moved by this "
+        "much since the worker last looked (0: every batch). A device heard from seconds ago cannot have been "
+        "found silent, and silences are judged in minutes."))
 
     @model_validator(mode="after")
     def _kinds_named(self) -> OfflineConfig:
@@ -81,18 +84,10 @@ SELECT f.id, f.external_id, l.kind, f.properties->>'sensor_type', {last_seen},
  WHERE l.kind = ANY(%(kinds)s) AND NOT (f.status = ANY(%(ignore)s)) {only}
 """
 
-# Newest reading per device, one statement per batch; rows come back locked
-# (ON CONFLICT DO UPDATE), sorted, so workers cannot deadlock on them.
-_SEEN_SQL = """
-INSERT INTO ingestion_rulestate (rule, subject, state, updated_at)
-SELECT %(rule)s, s.subject, jsonb_build_object('last_reading', s.t), now()
-  FROM unnest(%(subjects)b::text[], %(times)b::text[]) AS s(subject, t)
- ORDER BY s.subject
-ON CONFLICT (rule, subject) DO UPDATE
-   SET state = ingestion_rulestate.state || jsonb_build_object('last_reading',
-               GREATEST(ingestion_rulestate.state->>'last_reading', EXCLUDED.state->>'last_reading')),
-       updated_at = now()
-RETURNING subject, event_id
+# Which of a batch's devices have an offline event open: a read (the usual answer is none), bound arrays.
+_OPEN_SQL = """
+SELECT subject FROM ingestion_rulestate
+ WHERE rule = %(rule)s AND subject = ANY(%(subjects)b::text[]) AND event_id IS NOT NULL
 """
 
 
@@ -107,19 +102,28 @@ class OfflineRule(Rule):
         super().__init__(cfg, router)
         # The layer kinds watched, once: ``wants`` runs for every reading.
         self._watched = frozenset(k.split(".", 1)[0] for k in cfg.kinds)
-        # subject → newest reading time this process noted (committed); see ``seen_resolution_s``.
+        # subject → newest reading time this process looked for an open event at (committed); see evaluate().
         self._noted: dict[str, datetime] = {}
 
     def wants(self, reading: Reading) -> bool:
         return reading.kind in self._watched
 
     def evaluate(self, readings: Sequence[Reading], ctx: BatchContext) -> None:
-        """Note each device's newest reading; end the offline event of any device heard from.
+        """End the offline event of any device heard from; a batch without one writes nothing.
 
-        A device this process noted less than ``seen_resolution_s`` ago is not
-        noted again: it was heard from seconds ago, so it has no offline event
-        to end (silences are judged in minutes), and its row is not rewritten at
-        every batch of a busy stream.
+        The readings' contact time is already stored: the sink wrote
+        ``last_seen`` with them, before the rules ran. What is left is one
+        read for the batch's devices with an event open; only those rows are
+        locked, closed and written back.
+
+        A device this process looked at less than ``seen_resolution_s`` of
+        reading time ago is not looked at again: the timer opens an event
+        only ``period + grace`` (minutes) after the device's ``last_seen``,
+        and the sink had written that reading's time (within its own
+        resolution) before the look. On a busy stream this skips the read
+        for most batches. An event the timer opened concurrently with a look
+        (see :meth:`tick`) is still found by the next look or ended by the
+        next timer pass.
         """
         newest: dict[str, datetime] = {}
         for reading in readings:
@@ -131,19 +135,34 @@ class OfflineRule(Rule):
             return
         transaction.on_commit(lambda: noted.update((s, max(newest[s], noted.get(s, newest[s]))) for s in subjects))
         with bound_cursor() as cursor:         # bound: arrays not escaped into the SQL text (every batch)
-            cursor.execute(_SEEN_SQL, {"rule": self.name, "subjects": subjects,
-                                       "times": [iso(newest[s]) for s in subjects]})
-            back = sorted(subject for subject, event_id in cursor.fetchall() if event_id is not None)
-        states = lock_states(self.name, back)
-        for subject, row in states.items():
+            cursor.execute(_OPEN_SQL, {"rule": self.name, "subjects": subjects})
+            open_now = [subject for (subject,) in cursor.fetchall()]
+        if not open_now:
+            return
+        closed = []
+        for subject, row in lock_states(self.name, open_now).items():
             device = ctx.device(int(subject))
-            if device is not None:
-                close(self, row, self._alert(device, row.state), newest[subject],
-                      note="Thiết bị đã gửi dữ liệu trở lại / device reporting again")
-        save_states(states.values())
+            if row.event_id is None or device is None:      # the timer ended it meanwhile; the feature is gone
+                continue
+            close(self, row, self._alert(device, row.state), newest[subject],
+                  note="Thiết bị đã gửi dữ liệu trở lại / device reporting again")
+            closed.append(row)
+        save_states(closed)
 
     def tick(self, now: datetime) -> int:
-        """Open events for devices gone silent, close those heard from; returns the number of changes."""
+        """Open events for devices gone silent, close those heard from; returns the number of changes.
+
+        The verdicts are surveyed twice: once without locks, then again for
+        the due devices under their rule-state locks, so a ``last_seen`` the
+        sink committed in between is seen and no event is opened for it.
+        One interleaving is left: the sink commits a reading's ``last_seen``
+        after that second survey, and :meth:`evaluate` reads the open events
+        before this transaction commits, so it finds none (readers do not
+        wait for the locks) and the event stays open although the device
+        reported. It heals without a reading: the next look by ``evaluate``
+        (the device's next reading ``seen_resolution_s`` later) ends it, and
+        at the latest the next pass here finds ``last_seen`` recent and ends it.
+        """
         due = self._survey(now)
         if not due:
             return 0
