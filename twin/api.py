@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from twin.auth import check_capability, json_api, requires
 from twin.errors import InvalidInput, NotFound
+from twin.geojson import geometry_dict
 from twin.params import parse_integer, parse_number
 from twin.models import AdminArea, Agency, EventStatus, Feature, GeoEvent, GeoEventTransition, Layer
 from twin.roles import Capability, has_capability
@@ -92,7 +93,7 @@ def _feature(feature: Feature, distance_m: float) -> dict[str, Any]:
     properties = {**feature.properties, "layer": feature.layer.slug, "external_id": feature.external_id,
                   "name": feature.name, "status": feature.status, "height_m": feature.height_m,
                   "distance_m": round(distance_m, 2)}
-    return {"type": "Feature", "id": feature.pk, "geometry": json.loads(feature.geom.geojson),
+    return {"type": "Feature", "id": feature.pk, "geometry": geometry_dict(feature.geom),
             "properties": properties}
 
 
@@ -114,7 +115,7 @@ def _event(event: GeoEvent, *, history: bool = False) -> dict[str, Any]:
             {"from": t.from_status, "to": t.to_status, "actor": t.actor_label, "note": t.note,
              "at": t.at.isoformat()} for t in event.history.all()
         ]
-    return {"type": "Feature", "id": event.pk, "geometry": json.loads(event.geom.geojson), "properties": properties}
+    return {"type": "Feature", "id": event.pk, "geometry": geometry_dict(event.geom), "properties": properties}
 
 
 def _collection(request: HttpRequest, features: list[dict], next_params: dict | None = None) -> JsonResponse:

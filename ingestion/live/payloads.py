@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from twin.geojson import geometry_dict
 from twin.models import AdminArea, City, GeoEvent, last_seen_sql
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def event_message(event: GeoEvent, op: str, city: str) -> dict[str, Any]:
         raise ValueError(f"unknown event op {op!r}")
     body = {
         "id": event.pk, "kind": event.kind, "category": event.category, "severity": event.severity,
-        "status": event.status, "title": event.title, "geometry": json.loads(event.geom.geojson),
+        "status": event.status, "title": event.title, "geometry": geometry_dict(event.geom),
         "ward": _ward(event.ward),
         "agency": {"code": event.agency.code, "name_vi": event.agency.name_vi} if event.agency else None,
         "occurred_at": _iso(event.occurred_at), "updated_at": _iso(event.updated_at),
