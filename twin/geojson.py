@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.gis.geos import GEOSGeometry
+from django.contrib.gis.geos import GEOSGeometry, Point
 
 
 def geometry_dict(geom: GEOSGeometry) -> dict[str, Any]:
@@ -23,7 +23,8 @@ def geometry_dict(geom: GEOSGeometry) -> dict[str, Any]:
 
     The kind comes from the Python class (Django gives every geometry the class
     of its GEOS type, named as GeoJSON names them): each GEOS call through
-    ctypes costs microseconds, so a point makes two (``empty``, ``coords``).
+    ctypes costs microseconds and releases the GIL, so a point makes two
+    (``empty``, ``coords``), and a :class:`twin.points.LonLatPoint` none.
 
     >>> from django.contrib.gis.geos import Point, Polygon
     >>> geometry_dict(Point(107.58, 16.46, srid=4326))
@@ -31,6 +32,8 @@ def geometry_dict(geom: GEOSGeometry) -> dict[str, Any]:
     >>> geometry_dict(Polygon(((0, 0), (1, 0), (1, 1), (0, 0))))["coordinates"]
     [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]
     """
+    if isinstance(geom, Point):                  # first: a LonLatPoint answers without GEOS
+        return {"type": "Point", "coordinates": [] if geom.empty else list(geom.coords)}
     kind = type(geom).__name__
     if kind == "GeometryCollection":
         return {"type": kind, "geometries": [geometry_dict(part) for part in geom]}

@@ -31,3 +31,11 @@ def test_an_empty_point_has_empty_coordinates_where_ogr_gives_nothing():
 def test_the_output_is_plain_json():
     geom = GEOSGeometry("MULTIPOLYGON(((107 16,108 16,108 17,107 16)))", srid=4326)
     assert json.loads(json.dumps(geometry_dict(geom))) == geometry_dict(geom)
+
+
+def test_a_lonlat_point_gives_the_same_object_as_geos():
+    from django.contrib.gis.geos import Point
+
+    from twin.points import lonlat_point
+
+    assert geometry_dict(lonlat_point(107.58, 16.46)) == json.loads(Point(107.58, 16.46, srid=4326).geojson)

@@ -8,6 +8,7 @@ from django.contrib.gis.geos import GEOSGeometry, Point
 
 from twin.errors import InvalidInput
 from twin.models import AdminArea, AdminLevel, Agency
+from twin.points import lonlat_point
 
 DEFAULT_HANDLER = "*"
 
@@ -20,14 +21,17 @@ class PointResolution:
 
 
 def make_point(lon: float, lat: float) -> Point:
-    """A WGS 84 point from user input, with range checks and the SRID set."""
+    """A WGS 84 point from user input, with range checks and the SRID set.
+
+    A :class:`twin.points.LonLatPoint`: its coordinates, SRID and EWKB are read without GEOS calls.
+    """
     try:
         lon, lat = float(lon), float(lat)
     except (TypeError, ValueError):
         raise InvalidInput("lon and lat must be numbers") from None
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidInput(f"({lon}, {lat}) is not a longitude/latitude pair")
-    return Point(lon, lat, srid=4326)
+    return lonlat_point(lon, lat)
 
 
 def area_containing(geom: GEOSGeometry, level: int) -> AdminArea | None:
