@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from twin.geojson import geometry_dict
+from twin.json_text import compact_json
 from twin.models import AdminArea, City, GeoEvent, last_seen_sql
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ SELECT f.id, f.external_id, l.slug, c.slug, f.status, {last_seen}, ST_AsGeoJSON(
 
 
 def dumps(message: dict[str, Any]) -> str:
-    """Compact JSON, Vietnamese left readable (the map shows these strings)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, Vietnamese left readable (the map shows these strings); through orjson (twin.json_text)."""
+    return compact_json(message)
 
 
 def now_iso() -> str:

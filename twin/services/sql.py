@@ -26,6 +26,8 @@ from django.db import connection
 from django.db.models import Field, JSONField, Model
 from psycopg.types.json import Jsonb
 
+from twin.json_text import compact_json
+
 
 @contextmanager
 def bound_cursor() -> Iterator[psycopg.Cursor]:
@@ -69,7 +71,8 @@ def _column(field: Field) -> _Column:
             return bytes(value.ewkb)
         return _Column(field, "bytea", f"ST_GeomFromEWKB(u.{name})", geometry)
     if isinstance(field, JSONField):
-        dumps = functools.partial(json.dumps, cls=field.encoder) if field.encoder else json.dumps
+        # No encoder of its own: json.dumps's output through orjson (see twin.json_text), ~5× faster.
+        dumps = functools.partial(json.dumps, cls=field.encoder) if field.encoder else compact_json
         return _Column(field, "jsonb", f"u.{name}", lambda value: None if value is None else Jsonb(value, dumps))
     db_type = field.db_type(connection) or ""
     if field.get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField"):
