@@ -169,16 +169,21 @@ class MediaKind(models.TextChoices):
 
 
 class ReportMedia(models.Model):
-    """A photo or short video, stored in the database so a report is written whole or not at all.
+    """A photo or short video of a report; its bytes are a file named by ``sha256`` (media_store).
 
     Photos are re-encoded without EXIF (location, device) before they are stored.
+    The file is written before the row's transaction, so a committed row always
+    finds its file (see :mod:`reports.services.media_store`). Rows from before
+    the file store keep their bytes in ``data``.
     """
 
     report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="media")
     kind = models.CharField(max_length=10, choices=MediaKind.choices)
     stage = models.CharField(max_length=10, default="intake", help_text="intake (citizen) or result (agency).")
     content_type = models.CharField(max_length=60)
-    data = models.BinaryField()
+    data = models.BinaryField(blank=True, default=b"", help_text="Only rows from before the file store.")
+    sha256 = models.CharField(max_length=64, blank=True, default="",
+                              help_text="The file's name in REPORTS_MEDIA_DIR (its content's SHA-256).")
     size = models.PositiveIntegerField()
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -186,6 +191,12 @@ class ReportMedia(models.Model):
 
     class Meta:
         ordering = ["report", "id"]
+
+    def content(self) -> bytes:
+        """The bytes, from the file store or (older rows) the row itself."""
+        from reports.services import media_store
+
+        return media_store.read(self.sha256) if self.sha256 else bytes(self.data)
 
 
 class Notification(models.Model):

@@ -224,10 +224,15 @@ def public_detail(request: HttpRequest, report_id: int) -> HttpResponse:
 
 
 def media(request: HttpRequest, media_id: int) -> HttpResponse:
-    item = ReportMedia.objects.filter(pk=media_id).only("content_type", "data").first()
+    item = ReportMedia.objects.filter(pk=media_id).only("content_type", "data", "sha256").first()
     if item is None:
         raise Http404("no such photo")
-    response = HttpResponse(bytes(item.data), content_type=item.content_type)
+    try:
+        body = item.content()
+    except FileNotFoundError:
+        logger.error("media %s: its file %s is missing from REPORTS_MEDIA_DIR", media_id, item.sha256)
+        raise Http404("no such photo") from None
+    response = HttpResponse(body, content_type=item.content_type)
     response["Cache-Control"] = "public, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -17,6 +17,8 @@ trap cleanup EXIT INT TERM
 # KPI and public pages show a realistic volume; then the overdue check every 5 minutes (docs/reports.md).
 "$twin" load-reports >"$RUN_DIR/demo-reports.log" 2>&1
 "$twin" check-overdue --interval 300 >>"$RUN_DIR/demo-reports.log" 2>&1 & pids+=($!)
+# Photo files of filings that never committed, once a day old (reports/services/media_store.py).
+"$twin" prune-report-media --interval 3600 >>"$RUN_DIR/demo-reports.log" 2>&1 & pids+=($!)
 "$twin" run-ingest >"$RUN_DIR/demo-ingest.log" 2>&1 & pids+=($!)
 # Camera analytics on the real footage, placed on Huế roads (fixtures/cameras/hue.toml, docs/cameras.md).
 "$twin" camera load >"$RUN_DIR/demo-camera.log" 2>&1

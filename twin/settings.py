@@ -151,6 +151,10 @@ ADMIN_BASEMAP_ATTRIBUTION = env(
     "ADMIN_BASEMAP_ATTRIBUTION", "© Thang Le Quoc, Vietnamese Provinces Database (MIT)"
 )
 
+# Citizen-report photos and videos, as files named by their SHA-256 (reports/services/media_store.py).
+# One directory per database: `twin prune_report_media` deletes what that database does not reference.
+REPORTS_MEDIA_DIR = Path(env("REPORTS_MEDIA_DIR", str(BASE_DIR / ".run" / "media")) or "")
+
 # Upload and import limits: oversized input is rejected before it is read.
 IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(512 * 1024 * 1024)) or 0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)) or 0)

@@ -12,7 +12,7 @@ geo-event, the citizen's first notification.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.contrib.gis.geos import Point
@@ -23,6 +23,7 @@ from django.db import connection
 from django.utils import timezone
 
 from reports.models import OPEN_STATUSES, Channel, ContactChannel, Report, ReportCategory, ReportMedia
+from reports.services import media_store
 from reports.services.errors import MissingLocation, OutsideCity
 from reports.services.media import CleanMedia, MediaUpload, clean_uploads
 from reports.services.batcher import batcher
@@ -191,7 +192,7 @@ def file_report(draft: ReportDraft) -> Filed:
     """
     alone = connection.in_atomic_block or not getattr(settings, "REPORTS_GROUP_COMMIT", True)
     if alone:
-        prepared = prepare(draft)
+        prepared = with_stored_media(prepare(draft))
         result = file_batch([prepared])[0]
     else:
         try:
@@ -199,6 +200,7 @@ def file_report(draft: ReportDraft) -> Filed:
         except TwinError:
             check_and_count(draft.client)   # a refused filing counts too (a flood of bad requests), maybe 429
             raise
+        prepared = with_stored_media(prepared)   # here, in parallel across requests, not in the writer's batch
         # Rate-limited, routed, stored, committed and announced by the writer; a valid filing needs no
         # database connection in this thread (under Django's default CONN_MAX_AGE = 0, each request's own).
         result = batcher().submit(prepared).result()
@@ -209,6 +211,18 @@ def file_report(draft: ReportDraft) -> Filed:
                 result.ward.code if result.ward else None, result.agency.code if result.agency else None,
                 len(prepared.media))
     return Filed(report=result, duplicates=duplicates)
+
+
+def with_stored_media(prepared: Prepared) -> Prepared:
+    """The draft with its media written to the file store, before any transaction (see media_store).
+
+    A filing refused later (rate limit, outside the city, a failed batch)
+    leaves files no row references; ``twin prune_report_media`` removes them.
+    """
+    if not prepared.media:
+        return prepared
+    return replace(prepared, media=tuple(m if m.digest else replace(m, digest=media_store.store(m.data))
+                                         for m in prepared.media))
 
 
 def _reports_by_id(ids: list[int]) -> list[Report]:
@@ -222,10 +236,11 @@ def _reports_by_id(ids: list[int]) -> list[Report]:
 def _store_media(report: Report, media: list[CleanMedia], stage: str) -> list[int]:
     """Media of one report (the workflow's result photos); filings store theirs in :mod:`filing`."""
     rows = ReportMedia.objects.bulk_create([
-        ReportMedia(report=report, kind=m.kind, stage=stage, content_type=m.content_type, data=m.data,
-                    size=len(m.data), width=m.width, height=m.height) for m in media])
+        ReportMedia(report=report, kind=m.kind, stage=stage, content_type=m.content_type,
+                    sha256=m.digest or media_store.store(m.data), size=len(m.data), width=m.width, height=m.height)
+        for m in media])
     return [r.pk for r in rows if r.kind == "photo"]
 
 
 __all__ = ["DUPLICATE_RADIUS_M", "Filed", "ReportDraft", "ReporterInfo", "city_for", "file_report",
-           "find_duplicates", "prepare"]
+           "find_duplicates", "prepare", "with_stored_media"]

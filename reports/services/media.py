@@ -57,6 +57,7 @@ class CleanMedia:
     data: bytes
     width: int | None = None
     height: int | None = None
+    digest: str = ""     # set once the bytes are in the file store (reports.services.media_store)
 
 
 def _is_video(data: bytes) -> str | None:
