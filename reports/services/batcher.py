@@ -7,7 +7,8 @@ it and wait on a future; one writer thread takes whatever is queued (up to
 files it with :func:`reports.services.filing.file_batch` on its own
 connection, and resolves each future with the stored report or its error
 only after the commit — a citizen never gets a confirmation for a report
-that was rolled back — then announces the batch's new events live, once.
+that was rolled back — then hands the batch's new events to its announcer
+thread, which publishes them live (in order) while the writer goes on.
 
 Why a thread and not per-request transactions: the reports layer's
 data-version row is locked by each feature write until commit, so
@@ -25,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import connection
 
@@ -43,6 +44,9 @@ class Batcher:
     def __init__(self, max_batch: int = MAX_BATCH, linger_s: float = LINGER_S, writers: int = WRITERS) -> None:
         self.max_batch, self.linger_s = max_batch, linger_s
         self.queue: queue.Queue = queue.Queue()
+        # Live announcements leave the writer's loop: publishing a batch's events took 13–22 ms of a
+        # ~110 ms batch cycle, during which the next batch waited. One thread keeps their order.
+        self.announcer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reports-announcer")
         self.threads = [threading.Thread(target=self._run, name=f"reports-batcher-{i}", daemon=True)
                         for i in range(writers)]
         for thread in self.threads:
@@ -65,6 +69,8 @@ class Batcher:
         self.queue.put(_STOP)
         for thread in self.threads:
             thread.join(timeout)
+        self.announcer.submit(connection.close)     # its thread's connection, if an announcement opened one
+        self.announcer.shutdown(wait=True)
 
     def _take(self) -> list:
         batch = [self.queue.get()]
@@ -114,7 +120,7 @@ class Batcher:
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result(result)
-            announce_filed([r for r in results if not isinstance(r, BaseException)])  # once per batch
+            self.announcer.submit(announce_filed, [r for r in results if not isinstance(r, BaseException)])
             _drop_if_broken()
 
 
