@@ -407,7 +407,7 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
     for layer_id, rows in by_layer.items():
         layer = layers[layer_id]
         write_features(layer, [publish.feature_row(r, photos.get(r.pk, [])) for r in rows], on_invalid="reject",
-                       bump_version=False)   # bumped last, by write_batch
+                       bump_version=False, new_only=True)   # bumped last, by write_batch; fresh report ids
         ids = dict(layer.features.filter(external_id__in=[str(r.pk) for r in rows]).values_list("external_id", "id"))
         for r in rows:
             r.feature_id = ids[str(r.pk)]

@@ -109,3 +109,28 @@ def test_swapped_latitude_and_longitude_are_caught():
     layer = make_layer()
     with pytest.raises(ImportRejected, match="not longitude/latitude"):
         write_features(layer, [sensor_row("swapped", 16.4679, 107.5786)])
+
+
+@pytest.mark.django_db
+def test_new_only_rows_are_copied_in_without_staging_or_a_savepoint():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    layer = make_layer()
+    write_features(layer, [sensor_row("seed", *NGO_MON)])             # not a first load: the merge path otherwise
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        report = write_features(layer, [sensor_row(f"n{i}", *NGO_MON) for i in range(3)], new_only=True)
+    sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
+    assert report.inserted == 3 and "SAVEPOINT" not in sql and "_FEATURE_STAGE" not in sql
+    assert sorted(layer.features.values_list("external_id", flat=True)) == ["n0", "n1", "n2", "seed"]
+
+
+@pytest.mark.django_db
+def test_new_only_with_an_id_already_in_the_layer_fails_instead_of_updating():
+    from psycopg.errors import UniqueViolation      # COPY runs on the raw psycopg cursor, as on a first load
+
+    layer = make_layer()
+    write_features(layer, [sensor_row("s0", *NGO_MON)])
+    with pytest.raises(UniqueViolation), transaction.atomic():
+        write_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)], new_only=True)
+    assert layer.features.count() == 1
