@@ -16,13 +16,15 @@ import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from ingestion.config import LimitsConfig
 from ingestion.messages import Rejected
-from ingestion.schemas import StreamPayload, list_adapter
+from ingestion.schemas import StreamPayload, list_adapter, plain_validator
 from ingestion.topics import TopicScheme, valid_topic_level
 
 MAX_ERRORS_SHOWN = 5
@@ -56,9 +58,9 @@ class ParsedMessage(NamedTuple):
     kind: str
     device_id: str
     stream: str
-    items: tuple[StreamPayload, ...]
-    times: tuple[datetime, ...]                 # items' observation times, UTC
-    values: tuple[dict[str, Any], ...]          # items' measured values, JSON-ready
+    times: tuple[datetime, ...]                 # the readings' observation times, UTC
+    values: tuple[dict[str, Any], ...]          # the readings' measured values, JSON-ready
+    positions: tuple[tuple[float, float] | None, ...] = ()   # (lon, lat) per reading; () when none has one
     key: str = ""                               # content hash: the base of every Reading.message_id
 
 
@@ -138,22 +140,52 @@ def parse_message(topic: str, payload: bytes, received_at: datetime, *, scheme: 
         return reject(topic, payload, Reason.INVALID_PAYLOAD,
                       f"a list must hold 1 to {limits.max_readings_per_message} readings", received_at)
     try:
-        models = list_adapter(match.schema).validate_python(items)
+        validated = validate(match.schema, items)
     except ValidationError as exc:
         return reject(topic, payload, Reason.INVALID_PAYLOAD, describe_validation(exc, many), received_at)
-    times = _times(models, match.schema.time_field)
+    times = _times(validated, match.schema.time_field)
     problem = _time_problem(times, match.schema.time_field, received_at, limits)
     if problem:
         return reject(topic, payload, Reason.TIME_OUT_OF_RANGE, problem, received_at)
     return ParsedMessage(topic=topic, payload=payload, received_at=received_at, city=match.city, kind=match.kind,
-                         device_id=match.device_id, stream=match.stream, items=tuple(models), times=times,
-                         values=tuple(match.schema.values_of(items)), key=message_key(topic, payload))
+                         device_id=match.device_id, stream=match.stream, times=times,
+                         values=tuple(match.schema.take_values(items)), positions=_positions(validated),
+                         key=message_key(topic, payload))
 
 
-def _times(models: list[StreamPayload], field_name: str) -> tuple[datetime, ...]:
-    """The readings' observation times in UTC (:meth:`StreamPayload.observed_at`, inlined: once per reading)."""
-    utc = timezone.utc
-    return tuple(getattr(model, field_name).astimezone(utc) for model in models)
+def validate(schema: type[StreamPayload], items: list[Any]) -> list[dict[str, Any]]:
+    """The readings validated by ``schema``, each as a dict of its validated attributes.
+
+    Through :func:`ingestion.schemas.plain_validator` (no model per reading)
+    when the schema has one. A refusal is judged again by the model itself,
+    so its :class:`ValidationError`, and the dead letter's text, are the
+    model's own, word for word. Should the model accept what the plain
+    validator refused (they are built to agree), the model's verdict stands.
+    """
+    plain = plain_validator(schema)
+    if plain is not None:
+        try:
+            return plain.validate_python(items)
+        except ValidationError:
+            pass
+    return [model.__dict__ for model in list_adapter(schema).validate_python(items)]
+
+
+_ASTIMEZONE = datetime.astimezone
+_LOCATION = "location"
+
+
+def _times(validated: list[dict[str, Any]], field_name: str) -> tuple[datetime, ...]:
+    """The readings' observation times in UTC (:meth:`StreamPayload.observed_at`; a loop in C, not Python)."""
+    return tuple(map(_ASTIMEZONE, map(itemgetter(field_name), validated), repeat(timezone.utc)))
+
+
+def _positions(validated: list[dict[str, Any]]) -> tuple[tuple[float, float] | None, ...]:
+    """Each reading's (lon, lat), or ``()`` when no reading has a position (most streams)."""
+    locations = list(map(dict.get, validated, repeat(_LOCATION)))
+    if not any(locations):
+        return ()
+    return tuple(None if point is None else (point.lon, point.lat) for point in locations)
 
 
 def _time_problem(times: tuple[datetime, ...], field_name: str, received_at: datetime, limits: LimitsConfig) -> str:
@@ -174,4 +206,4 @@ def _time_problem(times: tuple[datetime, ...], field_name: str, received_at: dat
     return ""
 
 
-__all__ = ["ParsedMessage", "Reason", "decode_json", "message_key", "parse_message", "reject"]
+__all__ = ["ParsedMessage", "Reason", "decode_json", "message_key", "parse_message", "reject", "validate"]

@@ -69,7 +69,7 @@ class Delivery(NamedTuple):
 
     @property
     def size(self) -> int:
-        return len(self.message.items) if isinstance(self.message, ParsedMessage) else 0
+        return len(self.message.times) if isinstance(self.message, ParsedMessage) else 0
 
 
 @dataclass(slots=True)

@@ -147,7 +147,7 @@ def test_every_simulated_stream_passes_the_ingestion_parser(batch):
             topic, payload, readings = device.message(time.time(), batch)
             parsed = parse(topic, payload, scheme_root)
             assert isinstance(parsed, ParsedMessage), parsed
-            assert len(parsed.items) == readings
+            assert len(parsed.times) == readings
 
 
 def test_fleet_config_refuses_unknown_keys_and_shared_device_ids():

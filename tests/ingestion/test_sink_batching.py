@@ -168,7 +168,7 @@ def _parsed(stream: str) -> Delivery:
     from ingestion.parsing import ParsedMessage
 
     return Delivery(ParsedMessage(topic=f"hue/sensor/d1/{stream}", payload=b"{}", received_at=T0, city="hue",
-                                  kind="sensor", device_id="d1", stream=stream, items=(), times=(), values=()))
+                                  kind="sensor", device_id="d1", stream=stream, times=(), values=()))
 
 
 def test_an_alert_flushes_its_batch_at_once_instead_of_waiting_for_the_flush_delay():
