@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import compress, repeat
 from typing import NamedTuple
 
 import psycopg
@@ -44,7 +45,7 @@ from ingestion.devices import DeviceDirectory
 from ingestion.messages import Reading, Rejected
 from ingestion.parsing import ParsedMessage, Reason, reject
 from twin.gc_pauses import collect_at_boundary
-from twin.services import ObservationRow, mark_devices_seen, record_observations
+from twin.services import mark_devices_seen, record_observations
 
 logger = logging.getLogger(__name__)
 
@@ -136,24 +137,10 @@ class Liveness:
 def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
            liveness: Liveness | None = None) -> CommitReport:
     """Store readings, device liveness and dead letters in one transaction."""
-    # Sorted by (feature, time): two workers writing overlapping keys take
-    # locks in one order, and repeats within the batch sit side by side.
-    ordered = sorted(readings, key=_BY_FEATURE_AND_TIME)
-    rows: list[ObservationRow] = []
-    seen: dict[int, datetime] = {}
+    rows, seen, latest = _unique_in_order(readings)
     statuses: dict[int, str] = {}
-    latest: dict[int, Reading] = {}                  # each feature's newest reading, for the live map
-    previous = None
-    for reading in ordered:
-        key = (reading.feature_id, reading.time)
-        if key == previous:
-            continue                                  # a repeat inside the batch: stored once
-        previous = key
-        rows.append(ObservationRow(reading.feature_id, reading.time, reading.values,  # type: ignore[arg-type]
-                                   reading.lon, reading.lat))
-        seen[reading.feature_id] = reading.time       # ordered: the last one is the latest
-        latest[reading.feature_id] = reading
-        if reading.stream == "status" and reading.values.get("deviceState"):
+    for reading in compress(rows, map(operator.eq, map(_STREAM, rows), repeat(_STATUS))):
+        if reading.values.get("deviceState"):
             statuses[reading.feature_id] = reading.values["deviceState"]
     report = CommitReport(readings=len(readings))
     if liveness is not None:
@@ -162,13 +149,35 @@ def commit(readings: Sequence[Reading], rejected: Sequence[Rejected] = (),
     with transaction.atomic():
         if latest:   # registered first: runs before the liveness announcement, which it makes redundant
             transaction.on_commit(partial(announce_readings, latest))
-        if rows:
+        if rows:     # Readings are rows as they are: they carry ObservationRow's five attributes
             report.inserted = record_observations(rows).inserted
         report.devices = mark_devices_seen(seen, statuses)
         report.dead_letters = store_dead_letters(rejected)
     if liveness is not None:
         liveness.remember(seen, statuses)
     return report
+
+
+def _unique_in_order(readings: Sequence[Reading]) -> tuple[list[Reading], dict[int, datetime], dict[int, Reading]]:
+    """The readings sorted by (feature, time), a repeat inside the batch kept once (the first to arrive);
+    each feature's latest time; each feature's newest reading (for the live map).
+
+    Sorted: two workers writing overlapping keys take locks in one order.
+    Why not simply ``sorted`` by (feature, time): comparing those tuples was
+    7 % of a worker's time on batched payloads. A message's readings come
+    from one device in time order, so a stable sort by feature alone (ints,
+    fast) is usually already in (feature, time) order with no repeat, which
+    one pass of comparisons in C proves; otherwise the full sort decides.
+    """
+    ordered = sorted(readings, key=_FEATURE)
+    keys = list(map(_BY_FEATURE_AND_TIME, ordered))
+    if not all(map(operator.lt, keys, keys[1:])):
+        ordered = sorted(readings, key=_BY_FEATURE_AND_TIME)
+        keys = list(map(_BY_FEATURE_AND_TIME, ordered))
+        if not all(map(operator.lt, keys, keys[1:])):     # repeats inside the batch: keep the first of each
+            first = [True] + list(map(operator.ne, keys, keys[1:]))
+            ordered, keys = list(compress(ordered, first)), list(compress(keys, first))
+    return ordered, dict(keys), dict(zip(map(_FEATURE, ordered), ordered))
 
 
 def announce_readings(latest: dict[int, Reading]) -> None:
@@ -184,6 +193,9 @@ def announce_readings(latest: dict[int, Reading]) -> None:
 
 # (feature_id, time) of a Reading, in C: a Python key function cost ~1 µs a reading.
 _BY_FEATURE_AND_TIME = operator.itemgetter(Reading._fields.index("feature_id"), Reading._fields.index("time"))
+_FEATURE = operator.itemgetter(Reading._fields.index("feature_id"))
+_STREAM = operator.itemgetter(Reading._fields.index("stream"))
+_STATUS = "status"
 
 
 def acknowledge(batch: Sequence[Delivery]) -> None:

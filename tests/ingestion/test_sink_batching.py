@@ -189,3 +189,35 @@ def test_an_alert_flushes_its_batch_at_once_instead_of_waiting_for_the_flush_del
     (size, flushed), *rest = sink.batches
     assert size == 3 and flushed - sent < 0.5       # the alert took the waiting readings with it
     assert rest == [] or rest[0][1] - flushed >= 0.09  # and the next reading waits again
+
+
+def _the_one_by_one_order(readings):
+    """What commit() stored before it was vectorised: sorted by (feature, time), the first of each repeat."""
+    rows, seen, latest, previous = [], {}, {}, None
+    for reading in sorted(readings, key=lambda r: (r.feature_id, r.time)):
+        if (reading.feature_id, reading.time) == previous:
+            continue
+        previous = (reading.feature_id, reading.time)
+        rows.append(reading)
+        seen[reading.feature_id] = reading.time
+        latest[reading.feature_id] = reading
+    return rows, seen, latest
+
+
+def test_a_batch_is_stored_in_feature_and_time_order_with_each_repeat_once():
+    import random
+
+    from ingestion.messages import Reading
+    from ingestion.sink import _unique_in_order
+
+    rnd = random.Random(3)
+    for case in range(300):
+        readings = []
+        for message in range(rnd.randint(1, 12)):
+            fid, start = rnd.randint(1, 4), rnd.randint(0, 30)
+            steps = sorted(rnd.sample(range(40), rnd.randint(1, 8))) if case % 3 else rnd.sample(range(40), 5)
+            readings += [Reading(fid, "d", "sensor", "air", T0 + timedelta(seconds=start + s), {"n": message}, None,
+                                 None, "hue", f"m{message}:{i}") for i, s in enumerate(steps)]
+        rows, seen, latest = _unique_in_order(readings)
+        assert (rows, seen, latest) == _the_one_by_one_order(readings)
+        assert all(a is b for a, b in zip(rows, _the_one_by_one_order(readings)[0]))   # the first arrival of a repeat

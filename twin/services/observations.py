@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timezone
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -131,19 +133,21 @@ def _create_partition(cursor, name: str, start: datetime, end: datetime) -> None
     logger.info("created observation partition %s", name)
 
 
-def _batched(rows: Iterable[ObservationRow], size: int) -> Iterator[list[ObservationRow]]:
-    batch: list[ObservationRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _batched(rows: Iterable[ObservationRow], size: int) -> Iterator[Sequence[ObservationRow]]:
+    """``rows`` in slices of ``size`` (a list is sliced, not copied row by row: ingestion's batches are lists)."""
+    if not isinstance(rows, (list, tuple)):
+        rows = list(rows)
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
 
 
 def record_observations(rows: Iterable[ObservationRow], *, batch_size: int = 200_000) -> ObservationReport:
-    """Write observations; unknown feature ids reject the batch, repeats are skipped."""
+    """Write observations; unknown feature ids reject the batch, repeats are skipped.
+
+    A row is an :class:`ObservationRow` or any named tuple with the same
+    five attributes (the ingestion sink hands its ``Reading`` tuples over
+    as they are, rather than building a row per reading).
+    """
     report = ObservationReport()
     for batch in _batched(rows, batch_size):
         report.received += len(batch)
@@ -161,12 +165,12 @@ def _write_batch(batch: list[ObservationRow]) -> int:
     a staging table and ``ON CONFLICT DO NOTHING``, so replays cost more than
     fresh data, never the other way round.
     """
-    times = [row.time for row in batch]
-    if any(t.tzinfo is None for t in times):
+    times = list(map(_TIME, batch))
+    if None in set(map(_TZINFO, times)):
         raise ImportRejected("observation times must carry a time zone")
     ensure_partitions(min(times), max(times))
     with connection.cursor() as cursor:
-        _check_features(cursor, {row.feature_id for row in batch})
+        _check_features(cursor, set(map(_FEATURE_ID, batch)))
     # No savepoint of its own inside a caller's transaction (the sink's): an error here fails that whole
     # transaction anyway, and a savepoint costs two round trips per batch. The COPY keeps its savepoint:
     # the merging path below needs the transaction intact after a repeated reading.
@@ -203,24 +207,96 @@ def _check_features(cursor, feature_ids: set[int]) -> None:
         )
 
 
-def _copy_observations(cursor, table: str, batch: list[ObservationRow]) -> None:
-    """COPY a batch as text rendered here, in 1 MiB writes.
+def _copy_observations(cursor, table: str, batch: Sequence[ObservationRow]) -> None:
+    """COPY a batch as text rendered here, in writes of ``COPY_ROWS`` rows.
 
     Rendering the COPY text ourselves is about 3× faster than per-row
-    ``write_row`` adaptation and keeps this path near raw COPY speed.
+    ``write_row`` adaptation and keeps this path near raw COPY speed. Small
+    writes on purpose: orjson allocates 1 KiB for each text it makes, and
+    with thousands of them alive at once (one write of 20,000 rows) each
+    call cost 15× more in malloc than with a few hundred.
     """
     with cursor.cursor.copy(f'COPY {table} (feature_id, time, "values", position) FROM STDIN') as copy:
-        lines: list[str] = []
-        size = 0
-        for row in batch:
-            line = _copy_line(row)
-            lines.append(line)
-            size += len(line)
-            if size >= 1 << 20:
-                copy.write("".join(lines))
-                lines, size = [], 0
-        if lines:
-            copy.write("".join(lines))
+        for start in range(0, len(batch), COPY_ROWS):
+            copy.write(_copy_text(batch[start:start + COPY_ROWS]))
+
+
+COPY_ROWS = 256
+_FEATURE_ID, _TIME, _VALUES, _LON, _LAT = (attrgetter(name) for name in ObservationRow._fields)
+_TZINFO = attrgetter("tzinfo")
+
+
+def _copy_text(rows: Sequence[ObservationRow]) -> bytes | str:
+    r"""The COPY text of ``rows``: :func:`_copy_line` of each, joined, rendered a column at a time.
+
+    Why: rendering row by row (an f-string, ``isoformat`` and a call into
+    orjson per reading) was a sixth of an ingestion worker's time on
+    batched payloads. Here the times of a UTC batch are one call into
+    orjson (the same text as ``isoformat``, compared on 200,000 times in
+    tests), the values one ``map`` of ``orjson.dumps``, and the columns are
+    interleaved by a join in C. The checks of :func:`_encode_values` are
+    kept (a ``null`` may be a NaN); rows orjson refuses (an integer beyond
+    64 bits ...) take :func:`_copy_line`'s path, so the text and the errors
+    stay the same.
+
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> rows = [ObservationRow(7, t, {"note": "a\tb"}, 107.5, 16.4), ObservationRow(8, t, {"pm25": 1})]
+    >>> _copy_text(rows) == "".join(map(_copy_line, rows)).encode()
+    True
+    """
+    values = _values_texts(list(map(_VALUES, rows)))
+    if values is None:
+        return "".join(map(_copy_line, rows))
+    ids = _id_texts(list(map(_FEATURE_ID, rows)))
+    tab = repeat(b"\t")
+    columns = zip(ids, tab, _time_texts(list(map(_TIME, rows))), tab, values, tab, _position_texts(rows),
+                  repeat(b"\n"))
+    return b"".join(chain.from_iterable(columns))
+
+
+def _values_texts(values: list[Any]) -> list[bytes] | None:
+    """Each row's values as JSON for COPY (backslashes doubled); ``None`` if orjson refuses one."""
+    try:
+        texts = list(map(orjson.dumps, values))
+    except TypeError:
+        return None
+    joined = b"".join(texts)          # one search instead of one per row
+    if b"null" in joined:
+        for value, text in zip(values, texts):
+            if b"null" in text:
+                _encode_strictly(value)          # as _encode_values: raises on NaN/Infinity; a real null passes
+    if b"\\" in joined:
+        texts = [text.replace(b"\\", b"\\\\") for text in texts]
+    return texts
+
+
+def _id_texts(feature_ids: list[int]) -> list[bytes]:
+    """Each row's feature id as text, formatted once per feature (a batch holds few features, many rows each)."""
+    texts = {fid: b"%d" % int(fid) for fid in set(feature_ids)}
+    return list(map(texts.__getitem__, feature_ids))
+
+
+def _time_texts(times: list[datetime]) -> list[bytes]:
+    """``isoformat`` of each time; for UTC times (all of ingestion's) one call into orjson renders them all.
+
+    Only for ``timezone.utc``: orjson rounds an offset with seconds to the
+    minute, which ``isoformat`` does not.
+    """
+    if set(map(_TZINFO, times)) == {timezone.utc}:
+        try:
+            return orjson.dumps(times)[2:-2].split(b'","')
+        except TypeError:            # a datetime subclass orjson does not take
+            pass
+    return [moment.isoformat().encode() for moment in times]
+
+
+def _position_texts(rows: Sequence[ObservationRow]) -> Iterable[bytes]:
+    """Each row's position as EWKT, or COPY's NULL (``\\N``) for a row without one."""
+    lons, lats = list(map(_LON, rows)), list(map(_LAT, rows))
+    if lons.count(None) == len(lons) or lats.count(None) == len(lats):
+        return repeat(b"\\N", len(rows))
+    return [b"SRID=4326;POINT(%r %r)" % (float(lon), float(lat)) if lon is not None and lat is not None else b"\\N"
+            for lon, lat in zip(lons, lats)]
 
 
 # The strict encoder: any integer, and NaN/Infinity refused (json.dumps with
