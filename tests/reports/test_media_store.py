@@ -21,6 +21,14 @@ from tests.reports.conftest import inside, photo_with_exif, ward
 HANOI = (105.8542, 21.0285)
 
 
+def _filed_photo_row() -> ReportMedia:
+    """File one report with a photo (EXIF and GPS in it) inside Huế; its media row."""
+    lon, lat = inside(ward())
+    filed = file_report(ReportDraft(category="littering", lon=lon, lat=lat, description="Rác",
+                                    media=(MediaUpload("a.jpg", photo_with_exif()),)))
+    return ReportMedia.objects.get(report=filed.report)
+
+
 @pytest.fixture
 def media_dir(settings, tmp_path):
     settings.REPORTS_MEDIA_DIR = tmp_path / "media"
@@ -62,10 +70,7 @@ def test_prune_removes_only_old_unreferenced_files_and_stale_temporaries(media_d
 
 @pytest.mark.django_db
 def test_a_filed_photo_is_a_file_without_exif_and_its_row_holds_only_the_digest(hue, media_dir, client):
-    lon, lat = inside(ward())
-    filed = file_report(ReportDraft(category="littering", lon=lon, lat=lat, description="Rác",
-                                    media=(MediaUpload("a.jpg", photo_with_exif()),)))
-    row = ReportMedia.objects.get(report=filed.report)
+    row = _filed_photo_row()
     assert bytes(row.data) == b"" and len(row.sha256) == 64
     stored = media_store.read(row.sha256)
     assert len(stored) == row.size
@@ -77,20 +82,14 @@ def test_a_filed_photo_is_a_file_without_exif_and_its_row_holds_only_the_digest(
 
 @pytest.mark.django_db
 def test_a_row_from_before_the_file_store_is_still_served_from_the_database(hue, media_dir, client):
-    lon, lat = inside(ward())
-    filed = file_report(ReportDraft(category="littering", lon=lon, lat=lat, description="Rác",
-                                    media=(MediaUpload("a.jpg", photo_with_exif()),)))
-    row = ReportMedia.objects.get(report=filed.report)
+    row = _filed_photo_row()
     ReportMedia.objects.filter(pk=row.pk).update(data=b"legacy jpeg", sha256="")
     assert client.get(reverse("reports:media", args=[row.pk])).content == b"legacy jpeg"
 
 
 @pytest.mark.django_db
 def test_a_missing_file_is_a_404_not_a_server_error(hue, media_dir, client):
-    lon, lat = inside(ward())
-    filed = file_report(ReportDraft(category="littering", lon=lon, lat=lat, description="Rác",
-                                    media=(MediaUpload("a.jpg", photo_with_exif()),)))
-    row = ReportMedia.objects.get(report=filed.report)
+    row = _filed_photo_row()
     media_store.path_of(row.sha256).unlink()
     assert client.get(reverse("reports:media", args=[row.pk])).status_code == 404
 
@@ -108,9 +107,6 @@ def test_a_refused_filing_stores_no_row_and_its_orphan_file_is_pruned(hue, media
 
 @pytest.mark.django_db
 def test_prune_keeps_every_file_a_row_references(hue, media_dir):
-    lon, lat = inside(ward())
-    filed = file_report(ReportDraft(category="littering", lon=lon, lat=lat, description="Rác",
-                                    media=(MediaUpload("a.jpg", photo_with_exif()),)))
-    digest = ReportMedia.objects.get(report=filed.report).sha256
+    digest = _filed_photo_row().sha256
     call_command("prune_report_media", grace_hours=0, verbosity=0)
     assert media_store.path_of(digest).exists()
