@@ -155,6 +155,7 @@ class AirQualityRule(Rule):
         last = parse_iso(st["last_time"]) if st.get("last_time") else None
         by_hour: dict[datetime, dict[str, list[float]]] = {}
         pollutants = tuple(self.cfg.pollutants.items())
+        clock_hour = hour_end = hour_sums = None     # the clock hour of the last reading counted, and its sums
         for reading in sorted(readings, key=lambda r: r.time):
             moment = reading.time
             if last is not None and moment <= last:
@@ -164,7 +165,12 @@ class AirQualityRule(Rule):
                 value = _concentration(reading.values, keys)
                 if value is not None:
                     if sums is None:
-                        sums = by_hour.setdefault(moment.replace(minute=0, second=0, microsecond=0), {})
+                        # Sorted: a new clock hour comes rarely (replace() per reading was 3 % of a worker).
+                        if (clock_hour is None or moment.tzinfo is not clock_hour.tzinfo
+                                or not clock_hour <= moment < hour_end):
+                            clock_hour = moment.replace(minute=0, second=0, microsecond=0)
+                            hour_end, hour_sums = clock_hour + HOUR, by_hour.setdefault(clock_hour, {})
+                        sums = hour_sums
                     total = sums.setdefault(pollutant, [0.0, 0])
                     total[0] += value
                     total[1] += 1

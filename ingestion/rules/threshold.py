@@ -211,9 +211,12 @@ class ThresholdRule(Rule):
         latest = None
         for reading in readings:
             value = _number(reading.values.get(watch.value))
-            if value is None or (st.get("last_time") and iso(reading.time) <= st["last_time"]):
-                continue   # not a number, a redelivery, or older than what was already judged
-            st["last_time"] = iso(reading.time)
+            if value is None:
+                continue   # not a number
+            stamp = iso(reading.time)      # once per reading: formatting it was 2 % of a worker on batched payloads
+            if st.get("last_time") and stamp <= st["last_time"]:
+                continue   # a redelivery, or older than what was already judged
+            st["last_time"] = stamp
             change = step(st, value, reading.time, lim)
             if change == "open":
                 open_or_update(self, row, self._alert(watch, lim, device, reading, st), parse_iso(st["started"]))
