@@ -217,7 +217,7 @@ def with_stored_media(prepared: Prepared) -> Prepared:
     """The draft with its media written to the file store, before any transaction (see media_store).
 
     A filing refused later (rate limit, outside the city, a failed batch)
-    leaves files no row references; ``twin prune_report_media`` removes them.
+    leaves files no row references; ``twin prune-report-media`` removes them.
     """
     if not prepared.media:
         return prepared

@@ -13,7 +13,7 @@ bytes here *before* the report's transaction — to a temporary file, fsynced,
 then renamed, so a file under its final name is always complete. The
 transaction stores only the digest. If it rolls back, the file is an orphan
 nobody can reach (no row names it); :func:`prune` removes orphans older than
-a grace period (``twin prune_report_media``). Content addressing makes a
+a grace period (``twin prune-report-media``). Content addressing makes a
 repeated upload one file and a retried write harmless.
 
 One media directory belongs to one database: :func:`prune` deletes what *its*
