@@ -8,8 +8,10 @@ commit, so filings queued behind each other whatever the number of
 threads. Here a batch of checked drafts (:class:`Prepared`) is routed and
 written with set-based statements: one ``INSERT … FROM unnest`` each
 (:func:`~twin.services.sql.insert_models`, media: :func:`insert_media`) for
-reports, reporters, media, steps, events, transitions and notifications, one
-``write_features`` call (one data-version bump) for all the features.
+reports, reporters, media, steps, features
+(:func:`~twin.services.features.insert_new_features`), events, transitions
+and notifications, and one data-version bump — all under ids taken
+beforehand, sent in one pipeline (:func:`write_batch`).
 
 Every report is still checked on its own: a draft whose place is outside
 the city is refused with its reason and the others are stored. When the
@@ -41,10 +43,11 @@ from reports.services.media import CleanMedia
 from reports.services.ratelimit import check_and_count_many
 from reports.services.routing import route_report, router
 from twin.errors import TwinError
-from twin.models import AdminArea, AdminLevel, Agency, City, EventStatus, GeoEvent, GeoEventTransition, Layer
-from twin.services import announce, write_features
+from twin.models import (AdminArea, AdminLevel, Agency, City, EventStatus, Feature, GeoEvent, GeoEventTransition,
+                         Layer)
+from twin.services import announce, insert_new_features
 from twin.services.features import bump_data_version
-from twin.services.sql import bound_cursor, insert_models
+from twin.services.sql import allocate_ids, bound_cursor, insert_models, pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +222,7 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False,
     layers = {pk: ROUTES.reports_layer(city) for pk, city in cities.items()}
     try:
         with transaction.atomic():
-            reports = iter(write_batch(accepted, announce=not announce_later, layers=layers))
+            reports = iter(write_batch(accepted, announce_each=not announce_later, layers=layers))
     except DatabaseError:
         if len(accepted) <= 1:
             raise
@@ -268,40 +271,61 @@ def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
         return TwinError(f"the report could not be stored ({type(exc).__name__}); nothing was kept")
 
 
-def write_batch(items: list[Prepared], *, announce: bool = True, layers: dict[int, Layer] | None = None
+def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: dict[int, Layer] | None = None
                 ) -> list[Report]:
-    """Everything of the routed drafts, set-based; call inside a transaction.
+    """Everything of the routed drafts, set-based and pipelined; call inside a transaction.
 
     ``layers``: city id → reports layer, when the caller has them (else looked up).
+    ``announce_each``: each new event is announced after commit on its own
+    (else the caller announces the batch, :func:`announce_filed`). Why the keys first (:func:`~twin.services.sql.allocate_ids`, one statement):
+    with the ids of the reports, features, events and media known, no insert
+    waits for another's ``RETURNING``, so every write of the batch goes in one
+    pipeline (:func:`~twin.services.sql.pipelined`) and the writer waits for the
+    server twice (keys, then the duplicates read at the end) instead of ~15 times,
+    each of which cost 10–20 ms of waiting for a core and the GIL under load.
+    The rows reference each other in any order: Django's foreign keys are
+    checked at commit (``DEFERRABLE INITIALLY DEFERRED``).
     """
     if not items:
         return []
-    accepted = [(item, item.route) for item in items]
-    reports = insert_models([_report(item, route) for item, route in accepted])
-    insert_models([
-        Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
-                 device_id=i.reporter.device_id, account_id=i.reporter.account_id, contact=i.reporter.contact)
-        for r, (i, _) in zip(reports, accepted, strict=True) if not i.reporter.is_anonymous])
-    media = insert_media([
-        ReportMedia(report=r, kind=m.kind, stage="intake", content_type=m.content_type,
-                    sha256=m.digest or media_store.store(m.data), size=len(m.data), width=m.width, height=m.height)
-        for r, (i, _) in zip(reports, accepted, strict=True) for m in i.media])
+    layers = dict(layers or {})
+    for item in items:
+        if item.city.pk not in layers:
+            layers[item.city.pk] = publish.reports_layer(item.city)
+    ids = allocate_ids({Report: len(items), Feature: len(items), GeoEvent: len(items),
+                        ReportMedia: sum(len(item.media) for item in items)})
+    reports = [_report(item, item.route, report_id, feature_id, event_id) for item, report_id, feature_id, event_id
+               in zip(items, ids[Report], ids[Feature], ids[GeoEvent], strict=True)]
+    media_ids = iter(ids[ReportMedia])
+    media = [ReportMedia(pk=next(media_ids), report=r, kind=m.kind, stage="intake", content_type=m.content_type,
+                         sha256=m.digest or media_store.store(m.data), size=len(m.data), width=m.width,
+                         height=m.height)
+             for r, i in zip(reports, items, strict=True) for m in i.media]
     photos: dict[int, list[int]] = {}
     for m in media:
         if m.kind == "photo":
             photos.setdefault(m.report_id, []).append(m.pk)
-    insert_models([s for r, (i, route) in zip(reports, accepted, strict=True)
-                   for s in _steps(r, i.actor_label, route)])
-    _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i, _ in accepted], announce, layers or {})
-    nearby = duplicates_of(reports)
+    with pipelined():
+        insert_models(reports, with_ids=True)
+        insert_models([
+            Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
+                     device_id=i.reporter.device_id, account_id=i.reporter.account_id, contact=i.reporter.contact)
+            for r, i in zip(reports, items, strict=True) if not i.reporter.is_anonymous])
+        insert_media(media)
+        insert_models([s for r, i in zip(reports, items, strict=True) for s in _steps(r, i.actor_label, i.route)])
+        _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i in items], layers)
+        insert_models([_notification(r, i) for r, i in zip(reports, items, strict=True)
+                       if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
+        # Last of the writes: the bump locks the layer's version row until commit, and every filing process's
+        # writer needs it.
+        with bound_cursor() as cursor:
+            for layer_id in sorted({r.event.layer_id for r in reports}):
+                bump_data_version(cursor, layer_id)
+        nearby = duplicates_of(reports)            # reading its rows: the pipeline's one wait
     for r in reports:
         r.duplicate_ids = nearby.get(r.pk, [])
-    insert_models([_notification(r, i) for r, (i, _) in zip(reports, accepted, strict=True)
-                   if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
-    # Last: the bump locks the layer's version row until commit, and every filing process's writer needs it.
-    with connection.cursor() as cursor:
-        for layer_id in sorted({r.event.layer_id for r in reports}):
-            bump_data_version(cursor, layer_id)
+        if announce_each:
+            announce.event_changed(r.event_id, "created")
     return reports
 
 
@@ -341,37 +365,45 @@ _MEDIA_COLUMNS = ("report", "kind", "stage", "content_type", "data", "sha256", "
 
 
 def insert_media(rows: list[ReportMedia]) -> list[ReportMedia]:
-    """Insert media rows with any bytes sent as binary parameters; sets each row's ``pk``.
+    """Insert media rows with any bytes sent as binary parameters; a row without its ``pk`` gets one back.
 
-    The filings' bytes are files by now (``sha256``; see media_store); ``data``
-    is empty for them. Why not ``bulk_create`` (when the bytes were here): Django's PostgreSQL backend binds parameters on
-    the client, so a 233 KiB photo travelled as ~470 KiB of escaped SQL text
-    that the server parsed — 60 % of a batch's time (17 ms per photo). A
-    server-side-binding psycopg cursor on the same connection (same
-    transaction) sends the bytes as they are, all rows in one pipeline.
+    The filings' bytes are files by now (``sha256``; see media_store) and
+    their rows come with ids (:func:`~twin.services.sql.allocate_ids`), so
+    nothing is read back and the rows go with the batch's pipeline. Why not
+    ``bulk_create`` (when the bytes were here): Django's PostgreSQL backend
+    binds parameters on the client, so a 233 KiB photo travelled as ~470 KiB
+    of escaped SQL text that the server parsed — 60 % of a batch's time (17 ms
+    per photo). A server-side-binding psycopg cursor on the same connection
+    (same transaction) sends the bytes as they are.
     """
     if not rows:
         return rows
     now = timezone.now()
     meta = ReportMedia._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in _MEDIA_COLUMNS)
+    with_ids = all(m.pk is not None for m in rows)
+    fields = (("id",) if with_ids else ()) + _MEDIA_COLUMNS
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
     sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
-           f"VALUES ({', '.join(['%s'] * len(_MEDIA_COLUMNS))}) RETURNING id")
+           f"VALUES ({', '.join(['%s'] * len(fields))})" + ("" if with_ids else " RETURNING id"))
+    values = [((m.pk,) if with_ids else ()) + (m.report_id, m.kind, m.stage, m.content_type, bytes(m.data), m.sha256,
+                                              m.size, m.width, m.height, now) for m in rows]
     with bound_cursor() as cursor:
-        cursor.executemany(sql, [(m.report_id, m.kind, m.stage, m.content_type, bytes(m.data), m.sha256, m.size,
-                                  m.width, m.height, now) for m in rows], returning=True)
+        cursor.executemany(sql, values, returning=not with_ids)
         for row in rows:
-            row.pk, row.created_at = cursor.fetchone()[0], now
+            if not with_ids:
+                row.pk = cursor.fetchone()[0]
+                cursor.nextset()
+            row.created_at = now
             row._state.adding, row._state.db = False, "default"
-            cursor.nextset()
     return rows
 
 
-def _report(item: Prepared, route: Route) -> Report:
-    return Report(city=item.city, category=item.category, geom=item.point, description=item.description,
-                  address=item.address, channel=item.channel, status=ReportStatus.RECEIVED, ward=route.ward,
-                  agency=route.agency, routing=route.as_payload(), reported_at=item.reported_at,
-                  due_at=item.reported_at + timedelta(hours=item.category.deadline_hours))
+def _report(item: Prepared, route: Route, report_id: int, feature_id: int, event_id: int) -> Report:
+    return Report(pk=report_id, city=item.city, category=item.category, geom=item.point,
+                  description=item.description, address=item.address, channel=item.channel,
+                  status=ReportStatus.RECEIVED, ward=route.ward, agency=route.agency, routing=route.as_payload(),
+                  reported_at=item.reported_at, due_at=item.reported_at + timedelta(hours=item.category.deadline_hours),
+                  feature_id=feature_id, event_id=event_id)
 
 
 def _steps(report: Report, actor_label: str, route: Route) -> list[ReportStep]:
@@ -387,47 +419,31 @@ def _steps(report: Report, actor_label: str, route: Route) -> list[ReportStep]:
 
 
 def _features_and_events(reports: list[Report], photos: dict[int, list[int]], producers: list[str],
-                         announce_events: bool, known_layers: dict[int, Layer]) -> None:
-    """The features through the single write path (one call, one version bump), then the geo-events.
+                         layers: dict[int, Layer]) -> None:
+    """The features (checked by the feature write path, under the ids already given), then the geo-events.
 
     The events are new (``source_key = report:<new id>``), so they are
     created in bulk with their first transition — what ``raise_event``
     does for a new key, with the route the report already carries — and
-    announced after commit like every event.
+    announced after commit like every event. Nothing here reads the server's answer.
     """
     by_layer: dict[int, list[Report]] = {}
-    layers: dict[int, Layer] = {}
-    of_city: dict[int, Layer] = {}
     for r in reports:
-        if r.city_id not in of_city:
-            of_city[r.city_id] = known_layers.get(r.city_id) or publish.reports_layer(r.city)
-        layer = of_city[r.city_id]
-        layers[layer.pk] = layer
-        by_layer.setdefault(layer.pk, []).append(r)
-    for layer_id, rows in by_layer.items():
-        layer = layers[layer_id]
-        write_features(layer, [publish.feature_row(r, photos.get(r.pk, [])) for r in rows], on_invalid="reject",
-                       bump_version=False, new_only=True)   # bumped last, by write_batch; fresh report ids
-        ids = dict(layer.features.filter(external_id__in=[str(r.pk) for r in rows]).values_list("external_id", "id"))
-        for r in rows:
-            r.feature_id = ids[str(r.pk)]
+        by_layer.setdefault(layers[r.city_id].pk, []).append(r)
+    for rows in by_layer.values():
+        insert_new_features(layers[rows[0].city_id], [publish.feature_row(r, photos.get(r.pk, [])) for r in rows],
+                            [r.feature_id for r in rows])
     events = insert_models([
-        GeoEvent(kind=publish.EVENT_KIND, category=r.category.code, severity=2, geom=r.geom,
-                 layer=of_city[r.city_id], title=f"{r.category.name_vi} #{r.pk}",
-                 source_feature_id=r.feature_id, source_key=f"report:{r.pk}", occurred_at=r.reported_at,
-                 payload=publish.event_payload(r), status=EventStatus.NEW, ward=r.ward, agency=r.agency)
-        for r in reports])
+        GeoEvent(pk=r.event_id, kind=publish.EVENT_KIND, category=r.category.code, severity=2, geom=r.geom,
+                 layer=layers[r.city_id], title=f"{r.category.name_vi} #{r.pk}", source_feature_id=r.feature_id,
+                 source_key=f"report:{r.pk}", occurred_at=r.reported_at, payload=publish.event_payload(r),
+                 status=EventStatus.NEW, ward=r.ward, agency=r.agency)
+        for r in reports], with_ids=True)
     insert_models([
         GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW, actor_label=producer)
         for e, producer in zip(events, producers, strict=True)])
     for r, e in zip(reports, events, strict=True):
         r.event = e
-        if announce_events:
-            announce.event_changed(e.pk, "created")
-    with connection.cursor() as cursor:      # one statement (bulk_update builds a CASE per row)
-        cursor.execute("UPDATE reports_report r SET feature_id = u.f, event_id = u.e"
-                       "  FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, f, e) WHERE r.id = u.id",
-                       [[r.pk for r in reports], [r.feature_id for r in reports], [r.event_id for r in reports]])
 
 
 def _notification(report: Report, item: Prepared) -> Notification:

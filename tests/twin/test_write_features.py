@@ -9,7 +9,7 @@ from shapely.geometry import Point, Polygon
 from tests.twin.factories import NGO_MON, make_layer, sensor_row
 from twin.errors import ImportRejected
 from twin.models import Feature
-from twin.services import FeatureRow, write_features
+from twin.services import FeatureRow, insert_new_features, write_features
 
 BOWTIE = Polygon([(107.57, 16.46), (107.58, 16.47), (107.58, 16.46), (107.57, 16.47), (107.57, 16.46)])
 
@@ -111,26 +111,48 @@ def test_swapped_latitude_and_longitude_are_caught():
         write_features(layer, [sensor_row("swapped", 16.4679, 107.5786)])
 
 
+def _fresh_ids(n: int) -> list[int]:
+    from twin.services.sql import allocate_ids
+    return allocate_ids({Feature: n})[Feature]
+
+
 @pytest.mark.django_db
-def test_new_only_rows_are_copied_in_without_staging_or_a_savepoint():
+def test_new_rows_are_inserted_under_the_given_ids_in_one_statement_inside_a_pipeline():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from twin.services.sql import pipelined
+
     layer = make_layer()
-    write_features(layer, [sensor_row("seed", *NGO_MON)])             # not a first load: the merge path otherwise
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        report = write_features(layer, [sensor_row(f"n{i}", *NGO_MON) for i in range(3)], new_only=True)
-    sql = " ".join(q["sql"] for q in queries.captured_queries).upper()
-    assert report.inserted == 3 and "SAVEPOINT" not in sql and "_FEATURE_STAGE" not in sql
-    assert sorted(layer.features.values_list("external_id", flat=True)) == ["n0", "n1", "n2", "seed"]
+    write_features(layer, [sensor_row("seed", *NGO_MON)])
+    ids = _fresh_ids(3)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries, pipelined():
+        report = insert_new_features(layer, [sensor_row(f"n{i}", *NGO_MON) for i in range(3)], ids)
+    assert report.inserted == 3 and [q["sql"][:24] for q in queries.captured_queries] == ["INSERT INTO twin_feature"]
+    assert dict(layer.features.filter(external_id__startswith="n").values_list("external_id", "id")) == {
+        "n0": ids[0], "n1": ids[1], "n2": ids[2]}
+    feature, seed = layer.features.get(external_id="n1"), layer.features.get(external_id="seed")
+    assert (feature.status, feature.properties, feature.geom.ewkt) == (seed.status, seed.properties, seed.geom.ewkt)
 
 
 @pytest.mark.django_db
-def test_new_only_with_an_id_already_in_the_layer_fails_instead_of_updating():
-    from psycopg.errors import UniqueViolation      # COPY runs on the raw psycopg cursor, as on a first load
+def test_new_rows_are_checked_like_every_write_and_nothing_is_sent_on_a_problem(hue):
+    polygons = make_layer(kind="generic", geometry_type="Polygon")
+    with pytest.raises(ImportRejected, match="Self-intersection"):
+        insert_new_features(polygons, [FeatureRow("bowtie", BOWTIE)], _fresh_ids(1))
+    sensors = make_layer(city=hue)
+    with pytest.raises(ImportRejected, match="outside the extent of"):
+        insert_new_features(sensors, [sensor_row("inside", *NGO_MON), sensor_row("hanoi", 105.8342, 21.0278)],
+                            _fresh_ids(2))
+    assert not Feature.objects.filter(layer__in=[polygons, sensors]).exists()
+
+
+@pytest.mark.django_db
+def test_a_new_row_with_an_external_id_already_in_the_layer_fails_instead_of_updating():
+    from django.db import IntegrityError
 
     layer = make_layer()
     write_features(layer, [sensor_row("s0", *NGO_MON)])
-    with pytest.raises(UniqueViolation), transaction.atomic():
-        write_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)], new_only=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_new_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)], _fresh_ids(1))
     assert layer.features.count() == 1

@@ -144,7 +144,6 @@ def write_features(
     replace: bool = False,
     progress: bool = False,
     bump_version: bool = True,
-    new_only: bool = False,
 ) -> WriteReport:
     """Validate and write ``rows`` into ``layer`` atomically.
 
@@ -164,14 +163,6 @@ def write_features(
         transaction (:func:`bump_data_version`). The bump locks the layer's version
         row until commit; a caller with more to write after the features (report
         filing) bumps last, so concurrent writers of the layer wait for a commit only.
-    new_only:
-        The caller guarantees no row's id is in the layer yet (a filing's fresh
-        report ids): the rows are copied straight into the table, as on a first
-        load, with no staging and merge, and inside the caller's transaction
-        without a savepoint of their own. A clash is a database error that fails
-        the caller's transaction. Why: staging, merging and the savepoint were
-        eight round trips of the report writer's ~17 per batch, each a wait for
-        the server and then for the GIL.
 
     Returns
     -------
@@ -181,19 +172,13 @@ def write_features(
     """
     rows = list(rows)
     report = WriteReport(layer=layer.slug, received=len(rows))
-    problems = _check_rows(layer, rows)
-    geometry_problems, invalid = _check_geometries(layer, rows, on_invalid)
-    problems += geometry_problems
-    if problems:
-        raise ImportRejected(f"{len(problems)} problem(s) in the input for layer {layer.slug}; nothing was written",
-                             problems=problems[:MAX_LISTED_PROBLEMS])
+    invalid = _refuse_unacceptable(layer, rows, on_invalid)
     for index in invalid:
         report.repaired.append(f"{_label(rows[index], index)}: {shapely.is_valid_reason(rows[index].geom)}")
-    with transaction.atomic(savepoint=not new_only), connection.cursor() as cursor:
-        if not invalid and (new_only or not _layer_has_features(cursor, layer.pk)):
-            # Fast path for a first load (or rows known to be new): nothing to
-            # merge with, so COPY straight into the feature table (ids are already
-            # known unique).
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not invalid and not _layer_has_features(cursor, layer.pk):
+            # Fast path for a first load: nothing to merge with, so COPY straight
+            # into the feature table (ids are already known unique).
             _copy_rows(cursor, "twin_feature", rows, layer_id=layer.pk, progress=progress, label=layer.slug)
             report.inserted = len(rows)
         else:
@@ -202,6 +187,56 @@ def write_features(
             bump_data_version(cursor, layer.pk)
     logger.debug(report.summary())
     return report
+
+
+def _refuse_unacceptable(layer: Layer, rows: Sequence[FeatureRow], on_invalid: str) -> list[int]:
+    """Raise :class:`ImportRejected` listing every problem of ``rows``; else the indexes of geometries to repair."""
+    problems = _check_rows(layer, rows)
+    geometry_problems, invalid = _check_geometries(layer, rows, on_invalid)
+    problems += geometry_problems
+    if problems:
+        raise ImportRejected(f"{len(problems)} problem(s) in the input for layer {layer.slug}; nothing was written",
+                             problems=problems[:MAX_LISTED_PROBLEMS])
+    return invalid
+
+
+_INSERT_NEW_SQL = (
+    "INSERT INTO twin_feature (id, layer_id, external_id, name, geom, properties, height_m, status, "
+    "created_at, updated_at) "
+    "SELECT u.id, %s, u.external_id, u.name, ST_GeomFromEWKB(u.geom), u.properties, u.height_m, u.status, now(), now() "
+    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[], %b::float8[], %b::text[]) "
+    "AS u(id, external_id, name, geom, properties, height_m, status)"
+)
+
+
+def insert_new_features(layer: Layer, rows: Sequence[FeatureRow], ids: Sequence[int]) -> WriteReport:
+    """Insert rows known to be new into ``layer`` under the given feature ids, checked as :func:`write_features` checks.
+
+    For a writer that sends its whole batch in one pipeline
+    (:func:`twin.services.sql.pipelined`; the citizen-report filing): one
+    statement with bound arrays, nothing read back, no savepoint, no staging
+    and merge (each of those is a wait for the server, and COPY cannot run in
+    a pipeline). Every row is checked first, invalid geometry refused
+    (``on_invalid="reject"``); nothing is sent on a problem. Call inside a
+    transaction: an id or external id already in the layer is a database
+    error that fails it. The caller bumps the layer's data version
+    (:func:`bump_data_version`) in the same transaction.
+    """
+    from twin.services.sql import bound_cursor
+
+    rows = list(rows)
+    if len(ids) != len(rows):
+        raise ValueError(f"{len(rows)} feature rows but {len(ids)} ids")
+    _refuse_unacceptable(layer, rows, "reject")
+    if not rows:
+        return WriteReport(layer=layer.slug)
+    geoms = shapely.set_srid(np.asarray([r.geom for r in rows], dtype=object), 4326)
+    with bound_cursor() as cursor:
+        cursor.execute(_INSERT_NEW_SQL, [
+            layer.pk, list(ids), [str(r.external_id) for r in rows], [r.name or "" for r in rows],
+            list(shapely.to_wkb(geoms, include_srid=True)), [Jsonb(r.properties) for r in rows],
+            [r.height_m for r in rows], [getattr(r.status, "value", r.status) for r in rows]])   # an enum's value
+    return WriteReport(layer=layer.slug, received=len(rows), inserted=len(rows))
 
 
 def bump_data_version(cursor, layer_id: int) -> None:
