@@ -7,11 +7,10 @@ filing upserted the reports layer's row in ``twin_layer_data_version``
 commit, so filings queued behind each other whatever the number of
 threads. Here a batch of checked drafts (:class:`Prepared`) is routed and
 written with set-based statements: one ``INSERT … FROM unnest`` each
-(:func:`~twin.services.sql.insert_models`, media: :func:`insert_media`) for
-reports, reporters, media, steps, features
-(:func:`~twin.services.features.insert_new_features`), events, transitions
-and notifications, and one data-version bump — all under ids taken
-beforehand, sent in one pipeline (:func:`write_batch`).
+(:func:`~twin.services.sql.insert_statement`) for reports, reporters,
+media, steps, features (:func:`~twin.services.features.new_features_statement`),
+events, transitions and notifications, and one data-version bump — all
+under ids taken beforehand, sent as one statement (:func:`write_batch`).
 
 Every report is still checked on its own: a draft whose place is outside
 the city is refused with its reason and the others are stored. When the
@@ -23,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -42,12 +42,12 @@ from reports.services import media_store, notify, publish
 from reports.services.media import CleanMedia
 from reports.services.ratelimit import check_and_count_many
 from reports.services.routing import route_report, router
-from twin.errors import TwinError
+from twin.errors import ImportRejected, TwinError
 from twin.models import (AdminArea, AdminLevel, Agency, City, EventStatus, Feature, GeoEvent, GeoEventTransition,
                          Layer)
-from twin.services import announce, insert_new_features
-from twin.services.features import bump_data_version
-from twin.services.sql import allocate_ids, bound_cursor, insert_models, pipelined
+from twin.services import announce, new_features_statement
+from twin.services.features import data_version_bumped, data_version_statement
+from twin.services.sql import Statement, allocate_ids, execute_as_one, insert_statement
 
 logger = logging.getLogger(__name__)
 
@@ -220,10 +220,13 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False,
     accepted = [item for item in routed if isinstance(item, Prepared)]
     cities = {item.city.pk: item.city for item in accepted}
     layers = {pk: ROUTES.reports_layer(city) for pk, city in cities.items()}
+    # Outside a transaction the batch's one statement is a transaction of its own (no BEGIN or COMMIT to wait
+    # for); inside a caller's, a savepoint keeps a failed batch from breaking it.
+    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with scope:
             reports = iter(write_batch(accepted, announce_each=not announce_later, layers=layers))
-    except DatabaseError:
+    except (DatabaseError, ImportRejected):     # the feature rows are checked before anything is sent
         if len(accepted) <= 1:
             raise
         logger.warning("a batch of %d reports failed; filing them one by one", len(accepted))
@@ -266,25 +269,28 @@ def announce_filed(reports: list[Report]) -> None:
 def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
     try:
         return file_batch([item], announce_later=announce_later)[0]
-    except DatabaseError as exc:
+    except (DatabaseError, ImportRejected) as exc:
         logger.error("report not stored: %s", type(exc).__name__)
         return TwinError(f"the report could not be stored ({type(exc).__name__}); nothing was kept")
 
 
 def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: dict[int, Layer] | None = None
                 ) -> list[Report]:
-    """Everything of the routed drafts, set-based and pipelined; call inside a transaction.
+    """Everything of the routed drafts, as one statement: stored all or nothing, even outside a transaction.
 
     ``layers``: city id → reports layer, when the caller has them (else looked up).
     ``announce_each``: each new event is announced after commit on its own
-    (else the caller announces the batch, :func:`announce_filed`). Why the keys first (:func:`~twin.services.sql.allocate_ids`, one statement):
+    (else the caller announces the batch, :func:`announce_filed`).
+
+    Why the keys first (:func:`~twin.services.sql.allocate_ids`, one query):
     with the ids of the reports, features, events and media known, no insert
-    waits for another's ``RETURNING``, so every write of the batch goes in one
-    pipeline (:func:`~twin.services.sql.pipelined`) and the writer waits for the
-    server twice (keys, then the duplicates read at the end) instead of ~15 times,
-    each of which cost 10–20 ms of waiting for a core and the GIL under load.
-    The rows reference each other in any order: Django's foreign keys are
-    checked at commit (``DEFERRABLE INITIALLY DEFERRED``).
+    needs another's ``RETURNING``, so the nine inserts and the data-version
+    bump go to the server as one statement
+    (:func:`~twin.services.sql.execute_as_one`). The writer then waits for
+    the server three times a batch (keys, the statement, the duplicates)
+    instead of ~17, each of which cost 10–20 ms of waiting for a core and the
+    GIL under load; and outside a transaction the statement commits itself
+    (no BEGIN, no COMMIT).
     """
     if not items:
         return []
@@ -305,23 +311,23 @@ def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: di
     for m in media:
         if m.kind == "photo":
             photos.setdefault(m.report_id, []).append(m.pk)
-    with pipelined():
-        insert_models(reports, with_ids=True)
-        insert_models([
-            Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
-                     device_id=i.reporter.device_id, account_id=i.reporter.account_id, contact=i.reporter.contact)
-            for r, i in zip(reports, items, strict=True) if not i.reporter.is_anonymous])
-        insert_media(media)
-        insert_models([s for r, i in zip(reports, items, strict=True) for s in _steps(r, i.actor_label, i.route)])
-        _features_and_events(reports, photos, [f"reports:{i.actor_label}" for i in items], layers)
-        insert_models([_notification(r, i) for r, i in zip(reports, items, strict=True)
-                       if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE])
-        # Last of the writes: the bump locks the layer's version row until commit, and every filing process's
-        # writer needs it.
-        with bound_cursor() as cursor:
-            for layer_id in sorted({r.event.layer_id for r in reports}):
-                bump_data_version(cursor, layer_id)
-        nearby = duplicates_of(reports)            # reading its rows: the pipeline's one wait
+    layer_ids = sorted({layers[r.city_id].pk for r in reports})
+    execute_as_one([
+        insert_statement(reports, with_ids=True),
+        insert_statement([Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
+                                   device_id=i.reporter.device_id, account_id=i.reporter.account_id,
+                                   contact=i.reporter.contact)
+                          for r, i in zip(reports, items, strict=True) if not i.reporter.is_anonymous]),
+        insert_statement(media, with_ids=True),
+        insert_statement([s for r, i in zip(reports, items, strict=True) for s in _steps(r, i.actor_label, i.route)]),
+        *_features_and_events(reports, photos, [f"reports:{i.actor_label}" for i in items], layers),
+        insert_statement([_notification(r, i) for r, i in zip(reports, items, strict=True)
+                          if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE]),
+        data_version_statement(layer_ids),
+    ])
+    for layer_id in layer_ids:
+        data_version_bumped(layer_id)
+    nearby = duplicates_of(reports)
     for r in reports:
         r.duplicate_ids = nearby.get(r.pk, [])
         if announce_each:
@@ -360,44 +366,6 @@ def duplicates_of(reports: list[Report]) -> dict[int, list[int]]:
     return out
 
 
-_MEDIA_COLUMNS = ("report", "kind", "stage", "content_type", "data", "sha256", "size", "width", "height",
-                  "created_at")
-
-
-def insert_media(rows: list[ReportMedia]) -> list[ReportMedia]:
-    """Insert media rows with any bytes sent as binary parameters; a row without its ``pk`` gets one back.
-
-    The filings' bytes are files by now (``sha256``; see media_store) and
-    their rows come with ids (:func:`~twin.services.sql.allocate_ids`), so
-    nothing is read back and the rows go with the batch's pipeline. Why not
-    ``bulk_create`` (when the bytes were here): Django's PostgreSQL backend
-    binds parameters on the client, so a 233 KiB photo travelled as ~470 KiB
-    of escaped SQL text that the server parsed — 60 % of a batch's time (17 ms
-    per photo). A server-side-binding psycopg cursor on the same connection
-    (same transaction) sends the bytes as they are.
-    """
-    if not rows:
-        return rows
-    now = timezone.now()
-    meta = ReportMedia._meta
-    with_ids = all(m.pk is not None for m in rows)
-    fields = (("id",) if with_ids else ()) + _MEDIA_COLUMNS
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
-    sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})" + ("" if with_ids else " RETURNING id"))
-    values = [((m.pk,) if with_ids else ()) + (m.report_id, m.kind, m.stage, m.content_type, bytes(m.data), m.sha256,
-                                              m.size, m.width, m.height, now) for m in rows]
-    with bound_cursor() as cursor:
-        cursor.executemany(sql, values, returning=not with_ids)
-        for row in rows:
-            if not with_ids:
-                row.pk = cursor.fetchone()[0]
-                cursor.nextset()
-            row.created_at = now
-            row._state.adding, row._state.db = False, "default"
-    return rows
-
-
 def _report(item: Prepared, route: Route, report_id: int, feature_id: int, event_id: int) -> Report:
     return Report(pk=report_id, city=item.city, category=item.category, geom=item.point,
                   description=item.description, address=item.address, channel=item.channel,
@@ -419,31 +387,32 @@ def _steps(report: Report, actor_label: str, route: Route) -> list[ReportStep]:
 
 
 def _features_and_events(reports: list[Report], photos: dict[int, list[int]], producers: list[str],
-                         layers: dict[int, Layer]) -> None:
-    """The features (checked by the feature write path, under the ids already given), then the geo-events.
+                         layers: dict[int, Layer]) -> list[Statement | None]:
+    """The inserts of the features (checked by the feature write path, under the ids given) and of the geo-events.
 
     The events are new (``source_key = report:<new id>``), so they are
     created in bulk with their first transition — what ``raise_event``
     does for a new key, with the route the report already carries — and
-    announced after commit like every event. Nothing here reads the server's answer.
+    announced after commit like every event.
     """
     by_layer: dict[int, list[Report]] = {}
     for r in reports:
         by_layer.setdefault(layers[r.city_id].pk, []).append(r)
-    for rows in by_layer.values():
-        insert_new_features(layers[rows[0].city_id], [publish.feature_row(r, photos.get(r.pk, [])) for r in rows],
-                            [r.feature_id for r in rows])
-    events = insert_models([
-        GeoEvent(pk=r.event_id, kind=publish.EVENT_KIND, category=r.category.code, severity=2, geom=r.geom,
-                 layer=layers[r.city_id], title=f"{r.category.name_vi} #{r.pk}", source_feature_id=r.feature_id,
-                 source_key=f"report:{r.pk}", occurred_at=r.reported_at, payload=publish.event_payload(r),
-                 status=EventStatus.NEW, ward=r.ward, agency=r.agency)
-        for r in reports], with_ids=True)
-    insert_models([
-        GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW, actor_label=producer)
-        for e, producer in zip(events, producers, strict=True)])
+    statements = [new_features_statement(layers[rows[0].city_id],
+                                         [publish.feature_row(r, photos.get(r.pk, [])) for r in rows],
+                                         [r.feature_id for r in rows])
+                  for rows in by_layer.values()]
+    events = [GeoEvent(pk=r.event_id, kind=publish.EVENT_KIND, category=r.category.code, severity=2, geom=r.geom,
+                       layer=layers[r.city_id], title=f"{r.category.name_vi} #{r.pk}",
+                       source_feature_id=r.feature_id, source_key=f"report:{r.pk}", occurred_at=r.reported_at,
+                       payload=publish.event_payload(r), status=EventStatus.NEW, ward=r.ward, agency=r.agency)
+              for r in reports]
     for r, e in zip(reports, events, strict=True):
         r.event = e
+    return [*statements, insert_statement(events, with_ids=True),
+            insert_statement([GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW,
+                                                 actor_label=producer)
+                              for e, producer in zip(events, producers, strict=True)])]
 
 
 def _notification(report: Report, item: Prepared) -> Notification:

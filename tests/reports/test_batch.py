@@ -272,8 +272,9 @@ def test_attempts_older_than_the_window_are_pruned_while_counting(hue, settings)
 
 
 @pytest.mark.django_db
-def test_a_filed_batch_bumps_the_reports_layers_data_version_as_its_last_statement(hue):
-    """Tiles refresh; and the version row, which every filing writer locks until commit, is locked last."""
+def test_a_filed_batch_is_written_by_one_statement_that_also_bumps_the_layers_data_version(hue):
+    """All of a batch or nothing, without a transaction of its own; tiles refresh; the writer waits for the
+    server once for its writes (the ids are taken before, the duplicates read after)."""
     from django.test.utils import CaptureQueriesContext
 
     def version() -> int | None:
@@ -285,10 +286,19 @@ def test_a_filed_batch_bumps_the_reports_layers_data_version_as_its_last_stateme
 
     before = version()
     wards = _wards()
+    drafts = [prepare(_draft(wards[1], media=(MediaUpload("a.jpg", photo_with_exif()),),
+                             reporter=ReporterInfo(**SECRET, contact="email"))),
+              prepare(_draft(wards[2], "trees"))]
     with CaptureQueriesContext(connection) as queries:
-        results = file_batch([prepare(_draft(wards[1])), prepare(_draft(wards[2], "trees"))])
+        results = file_batch(drafts)
     assert all(isinstance(r, Report) for r in results)
     assert version() is not None and version() != before
-    writes = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))]
-    assert "twin_layer_data_version" in writes[-1]
-    assert sum("twin_layer_data_version" in sql for sql in writes) == 1
+    sent = [q["sql"].lstrip() for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    writes = [sql for sql in sent if sql.upper().startswith(("WITH", "INSERT", "UPDATE", "DELETE"))]
+    assert len(writes) == 1
+    for table in ("reports_report ", "reports_reporter ", "reports_reportmedia ", "reports_reportstep ",
+                  "reports_notification ", "twin_feature ", "twin_geoevent ", "twin_geoeventtransition ",
+                  "twin_layer_data_version "):
+        assert f"INSERT INTO {table}" in writes[0].replace('"', "") + " ", table
+    assert "nextval" in sent[sent.index(writes[0]) - 1]               # the ids, just before
+    assert _rows_of([r.pk for r in results]) == {"reports": 2, "media": 1, "steps": 4, "features": 2, "events": 2}

@@ -9,7 +9,8 @@ from shapely.geometry import Point, Polygon
 from tests.twin.factories import NGO_MON, make_layer, sensor_row
 from twin.errors import ImportRejected
 from twin.models import Feature
-from twin.services import FeatureRow, insert_new_features, write_features
+from twin.services import FeatureRow, new_features_statement, write_features
+from twin.services.sql import execute_as_one
 
 BOWTIE = Polygon([(107.57, 16.46), (107.58, 16.47), (107.58, 16.46), (107.57, 16.47), (107.57, 16.46)])
 
@@ -117,18 +118,17 @@ def _fresh_ids(n: int) -> list[int]:
 
 
 @pytest.mark.django_db
-def test_new_rows_are_inserted_under_the_given_ids_in_one_statement_inside_a_pipeline():
+def test_new_rows_are_inserted_under_the_given_ids_by_one_statement():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-
-    from twin.services.sql import pipelined
 
     layer = make_layer()
     write_features(layer, [sensor_row("seed", *NGO_MON)])
     ids = _fresh_ids(3)
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries, pipelined():
-        report = insert_new_features(layer, [sensor_row(f"n{i}", *NGO_MON) for i in range(3)], ids)
-    assert report.inserted == 3 and [q["sql"][:24] for q in queries.captured_queries] == ["INSERT INTO twin_feature"]
+    statement = new_features_statement(layer, [sensor_row(f"n{i}", *NGO_MON) for i in range(3)], ids)
+    with CaptureQueriesContext(connection) as queries:
+        execute_as_one([statement])
+    assert len(queries.captured_queries) == 1 and "INSERT INTO twin_feature" in queries.captured_queries[0]["sql"]
     assert dict(layer.features.filter(external_id__startswith="n").values_list("external_id", "id")) == {
         "n0": ids[0], "n1": ids[1], "n2": ids[2]}
     feature, seed = layer.features.get(external_id="n1"), layer.features.get(external_id="seed")
@@ -136,14 +136,14 @@ def test_new_rows_are_inserted_under_the_given_ids_in_one_statement_inside_a_pip
 
 
 @pytest.mark.django_db
-def test_new_rows_are_checked_like_every_write_and_nothing_is_sent_on_a_problem(hue):
+def test_new_rows_are_checked_like_every_write_and_refused_before_anything_is_sent(hue):
     polygons = make_layer(kind="generic", geometry_type="Polygon")
     with pytest.raises(ImportRejected, match="Self-intersection"):
-        insert_new_features(polygons, [FeatureRow("bowtie", BOWTIE)], _fresh_ids(1))
+        new_features_statement(polygons, [FeatureRow("bowtie", BOWTIE)], _fresh_ids(1))
     sensors = make_layer(city=hue)
     with pytest.raises(ImportRejected, match="outside the extent of"):
-        insert_new_features(sensors, [sensor_row("inside", *NGO_MON), sensor_row("hanoi", 105.8342, 21.0278)],
-                            _fresh_ids(2))
+        new_features_statement(sensors, [sensor_row("inside", *NGO_MON), sensor_row("hanoi", 105.8342, 21.0278)],
+                               _fresh_ids(2))
     assert not Feature.objects.filter(layer__in=[polygons, sensors]).exists()
 
 
@@ -154,5 +154,6 @@ def test_a_new_row_with_an_external_id_already_in_the_layer_fails_instead_of_upd
     layer = make_layer()
     write_features(layer, [sensor_row("s0", *NGO_MON)])
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_new_features(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)], _fresh_ids(1))
+        execute_as_one([new_features_statement(layer, [sensor_row("s0", NGO_MON[0], NGO_MON[1] + 1e-3)],
+                                               _fresh_ids(1))])
     assert layer.features.count() == 1

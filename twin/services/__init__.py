@@ -8,13 +8,13 @@ from twin.services.access import (authenticate_device, authenticate_token, creat
 from twin.services.areas import PointResolution, agencies_for, area_containing, make_point, resolve_point
 from twin.services.devices import mark_devices_seen
 from twin.services.events import EventDraft, RoutedTo, raise_event, transition_event
-from twin.services.features import FeatureRow, WriteReport, insert_new_features, write_features
+from twin.services.features import FeatureRow, WriteReport, new_features_statement, write_features
 from twin.services.layers import LayerSpec, ensure_layer
 from twin.services.observations import ObservationRow, ensure_partitions, record_observations
 
 __all__ = [
     "EventDraft", "FeatureRow", "LayerSpec", "ObservationRow", "PointResolution", "RoutedTo", "WriteReport",
     "agencies_for", "area_containing", "authenticate_device", "authenticate_token", "create_api_token",
-    "create_device_credential", "ensure_layer", "ensure_partitions", "insert_new_features", "make_point",
-    "mark_devices_seen", "raise_event", "record_observations", "resolve_point", "transition_event", "write_features",
+    "create_device_credential", "ensure_layer", "ensure_partitions", "make_point",
+    "mark_devices_seen", "new_features_statement", "raise_event", "record_observations", "resolve_point", "transition_event", "write_features",
 ]

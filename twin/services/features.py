@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from twin.errors import ImportRejected
 from twin.kinds import KindError, get_kind
 from twin.models import FeatureStatus, Layer
+from twin.services.sql import Statement
 from twin.signals import layer_data_changed
 
 logger = logging.getLogger(__name__)
@@ -203,40 +204,42 @@ def _refuse_unacceptable(layer: Layer, rows: Sequence[FeatureRow], on_invalid: s
 _INSERT_NEW_SQL = (
     "INSERT INTO twin_feature (id, layer_id, external_id, name, geom, properties, height_m, status, "
     "created_at, updated_at) "
-    "SELECT u.id, %s, u.external_id, u.name, ST_GeomFromEWKB(u.geom), u.properties, u.height_m, u.status, now(), now() "
+    "SELECT u.id, %s::bigint, u.external_id, u.name, ST_GeomFromEWKB(u.geom), u.properties, u.height_m, u.status, "
+    "now(), now() "
     "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[], %b::float8[], %b::text[]) "
     "AS u(id, external_id, name, geom, properties, height_m, status)"
 )
 
 
-def insert_new_features(layer: Layer, rows: Sequence[FeatureRow], ids: Sequence[int]) -> WriteReport:
-    """Insert rows known to be new into ``layer`` under the given feature ids, checked as :func:`write_features` checks.
+def new_features_statement(layer: Layer, rows: Sequence[FeatureRow], ids: Sequence[int]) -> Statement | None:
+    """The insert of rows known to be new into ``layer`` under the given feature ids, checked as :func:`write_features` checks.
 
-    For a writer that sends its whole batch in one pipeline
-    (:func:`twin.services.sql.pipelined`; the citizen-report filing): one
-    statement with bound arrays, nothing read back, no savepoint, no staging
-    and merge (each of those is a wait for the server, and COPY cannot run in
-    a pipeline). Every row is checked first, invalid geometry refused
-    (``on_invalid="reject"``); nothing is sent on a problem. Call inside a
-    transaction: an id or external id already in the layer is a database
-    error that fails it. The caller bumps the layer's data version
-    (:func:`bump_data_version`) in the same transaction.
+    For a writer that sends its whole batch as one statement
+    (:func:`twin.services.sql.execute_as_one`; the citizen-report filing):
+    no savepoint, no staging and merge, no answer read (each of those is a
+    wait for the server, and COPY cannot be part of a statement). Every row
+    is checked first, invalid geometry refused (``on_invalid="reject"``):
+    :class:`ImportRejected` and nothing to send on a problem. An id or
+    external id already in the layer fails the statement. The writer bumps
+    the layer's data version in the same transaction
+    (:func:`data_version_statement`).
     """
-    from twin.services.sql import bound_cursor
-
     rows = list(rows)
     if len(ids) != len(rows):
         raise ValueError(f"{len(rows)} feature rows but {len(ids)} ids")
     _refuse_unacceptable(layer, rows, "reject")
     if not rows:
-        return WriteReport(layer=layer.slug)
+        return None
     geoms = shapely.set_srid(np.asarray([r.geom for r in rows], dtype=object), 4326)
-    with bound_cursor() as cursor:
-        cursor.execute(_INSERT_NEW_SQL, [
-            layer.pk, list(ids), [str(r.external_id) for r in rows], [r.name or "" for r in rows],
-            list(shapely.to_wkb(geoms, include_srid=True)), [Jsonb(r.properties) for r in rows],
-            [r.height_m for r in rows], [getattr(r.status, "value", r.status) for r in rows]])   # an enum's value
-    return WriteReport(layer=layer.slug, received=len(rows), inserted=len(rows))
+    return Statement(_INSERT_NEW_SQL, [
+        layer.pk, list(ids), [str(r.external_id) for r in rows], [r.name or "" for r in rows],
+        list(shapely.to_wkb(geoms, include_srid=True)), [Jsonb(r.properties) for r in rows],
+        [r.height_m for r in rows], [getattr(r.status, "value", r.status) for r in rows]])   # an enum's value
+
+
+_BUMP_SQL = ("INSERT INTO twin_layer_data_version (layer_id, version) "
+             "VALUES (%s, nextval('twin_layer_data_version_seq')) "
+             "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()")
 
 
 def bump_data_version(cursor, layer_id: int) -> None:
@@ -247,12 +250,23 @@ def bump_data_version(cursor, layer_id: int) -> None:
     version becomes visible exactly when the new rows do. Versions come from one
     sequence, so they never repeat, not even for a re-created layer.
     """
-    cursor.execute(
-        "INSERT INTO twin_layer_data_version (layer_id, version) "
-        "VALUES (%s, nextval('twin_layer_data_version_seq')) "
-        "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()",
-        [layer_id],
-    )
+    cursor.execute(_BUMP_SQL, [layer_id])
+    data_version_bumped(layer_id)
+
+
+def data_version_statement(layer_ids: Iterable[int]) -> Statement | None:
+    """:func:`bump_data_version` of ``layer_ids`` as one statement to send with the write; call
+    :func:`data_version_bumped` for each once it has run."""
+    ids = sorted(set(layer_ids))     # a fixed order: no lock-order deadlocks
+    if not ids:
+        return None
+    return Statement("INSERT INTO twin_layer_data_version (layer_id, version) "
+                     "SELECT l, nextval('twin_layer_data_version_seq') FROM unnest(%b::bigint[]) AS l "
+                     "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()", [ids])
+
+
+def data_version_bumped(layer_id: int) -> None:
+    """Tell this process at once that the layer changed, and everyone again when the write commits."""
     layer_data_changed.send(sender=Layer, layer_id=layer_id)
     transaction.on_commit(lambda: layer_data_changed.send(sender=Layer, layer_id=layer_id))
 

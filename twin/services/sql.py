@@ -103,6 +103,8 @@ def _column(field: Field) -> _Column:
         dumps = functools.partial(json.dumps, cls=field.encoder) if field.encoder else compact_json
         return _Column(field, "jsonb", f"u.{name}", lambda value: None if value is None else Jsonb(value, dumps))
     db_type = field.db_type(connection) or ""
+    if field.get_internal_type() == "BinaryField":
+        return _Column(field, "bytea", f"u.{name}", lambda value: None if value is None else bytes(value))
     if field.get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField"):
         return _Column(field, "text", f"u.{name}", _text)
     if field.get_internal_type() in _AS_IS:
@@ -124,9 +126,55 @@ def _insert_plan(model: type[Model], with_ids: bool = False) -> tuple[str, tuple
     sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({names}) "
            f"SELECT {', '.join(c.select for c in columns)} "
            f"FROM unnest({', '.join(f'%b::{c.array_type}[]' for c in columns)}) AS u({names})")
-    if not with_ids:
-        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
     return sql, columns
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One SQL statement and its parameters, not yet sent (see :func:`execute_as_one`)."""
+
+    sql: str
+    params: Sequence[Any]
+
+
+def insert_statement(objs: Sequence[Model], *, with_ids: bool = False) -> Statement | None:
+    """The ``INSERT … SELECT FROM unnest`` of new rows of one model (see :func:`insert_models`); None for no rows.
+
+    ``with_ids``: every object already has its primary key (from
+    :func:`allocate_ids`) and it is inserted as given. Defaults and
+    ``auto_now(_add)`` are applied to the objects now, as ``bulk_create``
+    does; the objects are marked as saved.
+    """
+    if not objs:
+        return None
+    model = type(objs[0])
+    pk = model._meta.pk.attname
+    if with_ids and any(getattr(obj, pk) is None for obj in objs):
+        raise ValueError(f"insert_statement(with_ids=True): a {model.__name__} without its primary key")
+    sql, columns = _insert_plan(model, with_ids)
+    arrays = [[c.convert(c.field.pre_save(obj, True)) for obj in objs] for c in columns]
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, "default"
+    return Statement(sql, arrays)
+
+
+def execute_as_one(statements: Sequence[Statement | None]) -> None:
+    """Run data-modifying statements as one: ``WITH s0 AS (…), s1 AS (…) SELECT`` (None entries are skipped).
+
+    Why: a citizen-report batch writes nine tables. Sent one by one, each
+    statement (and the transaction's BEGIN and COMMIT) was a wait for the
+    server and then, under load, 10–20 ms for a core and the GIL. As one
+    statement it is one wait and, outside a transaction, its own transaction:
+    all of it is stored or none. Every part sees the same snapshot, so no part
+    may read what another writes; foreign keys are checked at the end, so the
+    parts may come in any order. Inside a caller's transaction it is part of it.
+    """
+    parts = [s for s in statements if s is not None]
+    if not parts:
+        return
+    sql = "WITH " + ", ".join(f"s{i} AS ({s.sql})" for i, s in enumerate(parts)) + " SELECT 1"
+    with bound_cursor() as cursor:
+        cursor.execute(sql, [p for s in parts for p in s.params])
 
 
 def insert_models(objs: Sequence[Model], *, with_ids: bool = False) -> list[Model]:
@@ -144,27 +192,22 @@ def insert_models(objs: Sequence[Model], *, with_ids: bool = False) -> list[Mode
     ``unnest`` in array order, as Django's own ``UNNEST`` insert relies on;
     tests/twin/test_insert_models.py checks it). Not for models with
     multi-table inheritance; no signals are sent (nor does ``bulk_create``).
-
-    ``with_ids``: every object already has its primary key (from
-    :func:`allocate_ids`); it is inserted as given and nothing is read back,
-    so inside :func:`pipelined` the statement costs no wait for the server.
+    ``with_ids``: as :func:`insert_statement`; nothing is read back.
     """
-    if not objs:
+    statement = insert_statement(objs, with_ids=with_ids)
+    if statement is None:
         return list(objs)
     model = type(objs[0])
-    pk = model._meta.pk.attname
-    if with_ids and any(getattr(obj, pk) is None for obj in objs):
-        raise ValueError(f"insert_models(with_ids=True): a {model.__name__} without its primary key")
-    sql, columns = _insert_plan(model, with_ids)
-    arrays = [[c.convert(c.field.pre_save(obj, True)) for obj in objs] for c in columns]
+    pk_column = connection.ops.quote_name(model._meta.pk.column)
     with bound_cursor() as cursor:
-        cursor.execute(sql, arrays)
-        ids = None if with_ids else cursor.fetchall()
-    if ids is not None:
-        for obj, (new_id,) in zip(objs, ids, strict=True):
-            setattr(obj, pk, new_id)
-    for obj in objs:
-        obj._state.adding, obj._state.db = False, "default"
+        if with_ids:
+            cursor.execute(statement.sql, statement.params)
+            return list(objs)
+        cursor.execute(f"{statement.sql} RETURNING {pk_column}", statement.params)
+        ids = cursor.fetchall()
+    pk = model._meta.pk.attname
+    for obj, (new_id,) in zip(objs, ids, strict=True):
+        setattr(obj, pk, new_id)
     return list(objs)
 
 
@@ -173,8 +216,8 @@ def allocate_ids(counts: dict[type[Model], int]) -> dict[type[Model], list[int]]
 
     Why: with their keys known before anything is written, the rows of a
     report batch (reports, features, events, media) no longer wait for each
-    other's ``RETURNING``, so all of them can be sent in one pipeline
-    (:func:`pipelined`). Keys taken and not used are gaps, as after any
+    other's ``RETURNING``, so all of them can be sent as one statement
+    (:func:`execute_as_one`). Keys taken and not used are gaps, as after any
     rolled-back insert. Sequence values are not transactional: ask for them
     before or inside a transaction alike.
     """
@@ -195,20 +238,4 @@ def allocate_ids(counts: dict[type[Model], int]) -> dict[type[Model], list[int]]
     return out
 
 
-@contextmanager
-def pipelined() -> Iterator[None]:
-    """Statements sent inside wait for no answer until one is read (or the block ends): one round trip for many.
-
-    psycopg's pipeline mode on Django's connection, inside the caller's
-    transaction. Why: the report writer's ~15 statements per batch each waited
-    for the server and then, under load, 10–20 ms for a core and the GIL; sent
-    in one pipeline they wait once. A failing statement fails the rest; its
-    error is raised (as Django's exception type) when the results are read or
-    at the end of the block. COPY cannot run in a pipeline.
-    """
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield
-
-
-__all__ = ["allocate_ids", "bound_cursor", "insert_models", "pipelined"]
+__all__ = ["Statement", "allocate_ids", "bound_cursor", "execute_as_one", "insert_models", "insert_statement"]
