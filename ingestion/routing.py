@@ -38,13 +38,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from django.contrib.gis.geos import GEOSGeometry, Point
-from django.db import connection
 from django.db.models import F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.models import AdminArea, AdminLevel, Agency
 from twin.services import RoutedTo
 from twin.services.areas import DEFAULT_HANDLER
+from twin.services.sql import Statement, fetch_together
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,22 @@ def ward_candidates(point: Point, tolerance_m: float) -> list[Candidate]:
     return ward_candidates_many([point], tolerance_m)[0]
 
 
+def candidates_statement(points: Sequence[Point], tolerance_m: float) -> Statement:
+    """The query behind :func:`ward_candidates_many`, to send with other reads
+    (:func:`twin.services.sql.fetch_together`); read its rows with :func:`candidates_from`."""
+    return Statement(_CANDIDATES_SQL, {
+        "lon": [p.x for p in points], "lat": [p.y for p in points], "level": int(AdminLevel.WARD),
+        "tol": tolerance_m, "margin": [_index_margin(p.y, tolerance_m) for p in points]})
+
+
+def candidates_from(rows: list[tuple], n: int) -> list[list[Candidate]]:
+    """Per point (in order) its candidates, from the rows of :func:`candidates_statement` for ``n`` points."""
+    out: list[list[Candidate]] = [[] for _ in range(n)]
+    for i, pk, code, covers, dist in rows:
+        out[i - 1].append(Candidate(code=code, area_id=pk, covers=covers, distance_m=float(dist)))
+    return out
+
+
 def ward_candidates_many(points: Sequence[Point], tolerance_m: float) -> list[list[Candidate]]:
     """:func:`ward_candidates` of every point (EPSG:4326), in order, with one query.
 
@@ -180,14 +196,7 @@ def ward_candidates_many(points: Sequence[Point], tolerance_m: float) -> list[li
     """
     if not points:
         return []
-    params = {"lon": [p.x for p in points], "lat": [p.y for p in points], "level": AdminLevel.WARD,
-              "tol": tolerance_m, "margin": [_index_margin(p.y, tolerance_m) for p in points]}
-    out: list[list[Candidate]] = [[] for _ in points]
-    with connection.cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, params)
-        for i, pk, code, covers, dist in cursor.fetchall():
-            out[i - 1].append(Candidate(code=code, area_id=pk, covers=covers, distance_m=float(dist)))
-    return out
+    return candidates_from(fetch_together([candidates_statement(points, tolerance_m)])[0], len(points))
 
 
 def choose_ward(candidates: list[Candidate]) -> tuple[Candidate | None, str]:

@@ -35,19 +35,21 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from ingestion.routing import Route, choose_ward, ward_candidates_many
+from ingestion.routing import (Candidate, Route, candidates_from, candidates_statement, choose_ward,
+                               ward_candidates_many)
 from reports.models import (ContactChannel, Notification, Report, ReportCategory, ReportMedia, Reporter,
                             ReportStatus, ReportStep)
 from reports.services import media_store, notify, publish
 from reports.services.media import CleanMedia
-from reports.services.ratelimit import check_and_count_many
+from reports.services.ratelimit import attempt_count
 from reports.services.routing import route_report, router
 from twin.errors import ImportRejected, TwinError
 from twin.models import (AdminArea, AdminLevel, Agency, City, EventStatus, Feature, GeoEvent, GeoEventTransition,
                          Layer)
 from twin.services import announce, new_features_statement
 from twin.services.features import data_version_bumped, data_version_statement
-from twin.services.sql import Statement, allocate_ids, execute_as_one, insert_statement
+from twin.services.sql import (Statement, allocate_ids, allocate_statement, execute_as_one, fetch_together, ids_from,
+                               insert_statement)
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +135,17 @@ class RouteCache:
     def route(self, point: Point, category: str) -> Route:
         return self.route_many([(point, category)])[0]
 
-    def route_many(self, items: list[tuple[Point, str]]) -> list[Route]:
-        """Routes of ``(point, category)`` pairs, in order: one candidates query for all the points."""
+    def route_many(self, items: list[tuple[Point, str]], found: list[list[Candidate]] | None = None) -> list[Route]:
+        """Routes of ``(point, category)`` pairs, in order: one candidates query for all the points.
+
+        ``found``: the points' ward candidates when the caller has read them
+        (:func:`candidates_statement`, sent with its other reads).
+        """
         rtr = router()
         wards, agencies = self._memory()
         tolerance = rtr.cfg.boundary_tolerance_m
-        found = ward_candidates_many([point for point, _ in items], tolerance)
+        if found is None:
+            found = ward_candidates_many([point for point, _ in items], tolerance)
         chosen = [choose_ward(candidates) for candidates in found]
         missing = {c.area_id for c, _ in chosen if c is not None and c.area_id not in wards}
         if missing:
@@ -177,12 +184,13 @@ for _model in (Agency, AdminArea, City, ReportCategory, Layer):
 m2m_changed.connect(_forget_routes, sender=Agency.jurisdiction.through, dispatch_uid="reports-routes-m2m")
 
 
-def _routed(batch: list[Prepared]) -> list[Prepared | TwinError]:
-    """Route the drafts not yet routed (one candidates query for all); a draft outside the city becomes its error."""
+def _routed(batch: list[Prepared], found: list[list[Candidate]] | None = None) -> list[Prepared | TwinError]:
+    """Route the drafts not yet routed (one candidates query for all, unless ``found``: theirs, read already);
+    a draft outside the city becomes its error."""
     from reports.services.intake import check_inside
 
     todo = [i for i, item in enumerate(batch) if item.route is None]
-    routes = dict(zip(todo, ROUTES.route_many([(batch[i].point, batch[i].category.route_as) for i in todo]),
+    routes = dict(zip(todo, ROUTES.route_many([(batch[i].point, batch[i].category.route_as) for i in todo], found),
                       strict=True))
     out: list[Prepared | TwinError] = []
     for i, item in enumerate(batch):
@@ -197,26 +205,50 @@ def _routed(batch: list[Prepared]) -> list[Prepared | TwinError]:
     return out
 
 
+def _id_counts(batch: list[Prepared]) -> dict[type, int]:
+    return {Report: len(batch), Feature: len(batch), GeoEvent: len(batch),
+            ReportMedia: sum(len(item.media) for item in batch)}
+
+
+def _read_first(batch: list[Prepared], count_attempts: bool
+                ) -> tuple[list[TwinError | None], list[list[Candidate]], dict[type, list[int]]]:
+    """What the batch needs from the server before its write, in one round trip (:func:`fetch_together`):
+    the rate-limit verdicts (when counting), the ward candidates of the unrouted drafts, the new keys.
+
+    Keys and candidates are read for every draft; those of a refused one go unused.
+    """
+    count = attempt_count([item.client for item in batch] if count_attempts else [])
+    unrouted = [item.point for item in batch if item.route is None]
+    counts = _id_counts(batch)
+    statements = [allocate_statement(counts)]
+    if unrouted:
+        statements.append(candidates_statement(unrouted, router().cfg.boundary_tolerance_m))
+    if count.statement is not None:
+        statements.append(count.statement)
+    rows = fetch_together(statements)
+    found = candidates_from(rows[1], len(unrouted)) if unrouted else []
+    limited = count.verdicts(rows[-1]) if count.statement is not None else []
+    return limited or [None] * len(batch), found, ids_from(rows[0], counts)
+
+
 def file_batch(batch: list[Prepared], *, announce_later: bool = False,
                count_attempts: bool = False) -> list[Report | TwinError]:
     """Route (when not yet routed) and store a batch; per draft the stored report or the error that refused it.
 
-    Each stored report carries ``duplicate_ids``: its likely duplicates, found in
-    the batch's transaction (:func:`duplicates_of`). ``announce_later``: the
+    Each stored report carries ``duplicate_ids``: its likely duplicates, found
+    just after the write (:func:`duplicates_of`). ``announce_later``: the
     caller announces the new events itself after the commit
     (:func:`announce_filed`, the writer thread: once per batch) instead of
     one ``on_commit`` announcement per event. ``count_attempts``: count each
     draft's ``client`` against the rate limit first (committed on its own, one
-    transaction for the batch); a draft past the limit gets :class:`RateLimited`.
+    statement for the batch); a draft past the limit gets :class:`RateLimited`.
+    The server is asked three times: what is read first (:func:`_read_first`),
+    the write (:func:`write_batch`), the duplicates.
     """
-    if count_attempts:
-        limited = check_and_count_many([item.client for item in batch])
-        batch = [replace(item, client=None) for item in batch]
-        if any(limited):
-            kept = [item for item, refused in zip(batch, limited, strict=True) if refused is None]
-            stored = iter(file_batch(kept, announce_later=announce_later))
-            return [refused if refused is not None else next(stored) for refused in limited]
-    routed = _routed(batch)
+    limited, found, ids = _read_first(batch, count_attempts)
+    batch = [replace(item, client=None) for item in batch]
+    routed = [refused if refused is not None else item
+              for item, refused in zip(_routed(batch, found), limited, strict=True)]
     accepted = [item for item in routed if isinstance(item, Prepared)]
     cities = {item.city.pk: item.city for item in accepted}
     layers = {pk: ROUTES.reports_layer(city) for pk, city in cities.items()}
@@ -225,7 +257,7 @@ def file_batch(batch: list[Prepared], *, announce_later: bool = False,
     scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with scope:
-            reports = iter(write_batch(accepted, announce_each=not announce_later, layers=layers))
+            reports = iter(write_batch(accepted, announce_each=not announce_later, layers=layers, ids=ids))
     except (DatabaseError, ImportRejected):     # the feature rows are checked before anything is sent
         if len(accepted) <= 1:
             raise
@@ -274,13 +306,14 @@ def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
         return TwinError(f"the report could not be stored ({type(exc).__name__}); nothing was kept")
 
 
-def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: dict[int, Layer] | None = None
-                ) -> list[Report]:
+def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: dict[int, Layer] | None = None,
+                ids: dict[type, list[int]] | None = None) -> list[Report]:
     """Everything of the routed drafts, as one statement: stored all or nothing, even outside a transaction.
 
     ``layers``: city id → reports layer, when the caller has them (else looked up).
     ``announce_each``: each new event is announced after commit on its own
-    (else the caller announces the batch, :func:`announce_filed`).
+    (else the caller announces the batch, :func:`announce_filed`). ``ids``:
+    new keys per model, at least as many as needed, when the caller has them.
 
     Why the keys first (:func:`~twin.services.sql.allocate_ids`, one query):
     with the ids of the reports, features, events and media known, no insert
@@ -298,10 +331,9 @@ def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: di
     for item in items:
         if item.city.pk not in layers:
             layers[item.city.pk] = publish.reports_layer(item.city)
-    ids = allocate_ids({Report: len(items), Feature: len(items), GeoEvent: len(items),
-                        ReportMedia: sum(len(item.media) for item in items)})
+    ids = ids or allocate_ids(_id_counts(items))
     reports = [_report(item, item.route, report_id, feature_id, event_id) for item, report_id, feature_id, event_id
-               in zip(items, ids[Report], ids[Feature], ids[GeoEvent], strict=True)]
+               in zip(items, ids[Report], ids[Feature], ids[GeoEvent])]          # (unused keys are left over)
     media_ids = iter(ids[ReportMedia])
     media = [ReportMedia(pk=next(media_ids), report=r, kind=m.kind, stage="intake", content_type=m.content_type,
                          sha256=m.digest or media_store.store(m.data), size=len(m.data), width=m.width,

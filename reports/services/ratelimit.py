@@ -10,14 +10,15 @@ import hashlib
 import hmac
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from reports.models import IntakeAttempt
 from reports.services.errors import RateLimited
+from twin.services.sql import Statement, fetch_together
 
 
 def rate_limit() -> tuple[int, int]:
@@ -75,8 +76,42 @@ SELECT ord FROM judged WHERE NOT allowed
 """
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptCount:
+    """The count of a batch's filing attempts, split in the statement and the reading of its answer.
+
+    Why: the group-commit writer sends the statement together with its other
+    reads (:func:`twin.services.sql.fetch_together`): one wait for the server.
+    """
+
+    size: int
+    keyed: tuple[tuple[int, str], ...]      # (position in the batch, keyed client)
+    limit: int
+    window: int
+    statement: Statement | None             # None: nothing to count
+
+    def verdicts(self, rows: list[tuple]) -> list[RateLimited | None]:
+        out: list[RateLimited | None] = [None] * self.size
+        for (position,) in rows:
+            out[self.keyed[position - 1][0]] = _refusal(self.limit, self.window)
+        return out
+
+
+def attempt_count(raw_clients: list[str | None]) -> AttemptCount:
+    """The :class:`AttemptCount` of the filings of a batch, in order (see :func:`check_and_count_many`)."""
+    limit, window = rate_limit()
+    keyed = tuple((i, client_key(raw)) for i, raw in enumerate(raw_clients) if raw)
+    if limit <= 0 or not keyed:
+        return AttemptCount(len(raw_clients), keyed, limit, window, None)
+    now = timezone.now()
+    since = now - timedelta(seconds=window)
+    _prune_now_and_then(since, window)
+    return AttemptCount(len(raw_clients), keyed, limit, window, Statement(
+        _COUNT_SQL, {"keys": [key for _, key in keyed], "since": since, "limit": limit, "now": now}))
+
+
 def check_and_count_many(raw_clients: list[str | None]) -> list[RateLimited | None]:
-    """:func:`check_and_count` for the filings of a batch, in order, committed before the reports' transaction.
+    """:func:`check_and_count` for the filings of a batch, in order, committed before the reports are written.
 
     Per filing ``None`` (counted) or the refusal (past the limit, not counted),
     a client appearing twice in the batch counting twice. Why: the group-commit
@@ -90,20 +125,9 @@ def check_and_count_many(raw_clients: list[str | None]) -> list[RateLimited | No
     counting at the same moment may each allow one attempt more than the
     limit (READ COMMITTED); a limit against floods, not an exact quota.
     """
-    out: list[RateLimited | None] = [None] * len(raw_clients)
-    limit, window = rate_limit()
-    keyed = [(i, client_key(raw)) for i, raw in enumerate(raw_clients) if raw]
-    if limit <= 0 or not keyed:
-        return out
-    now = timezone.now()
-    since = now - timedelta(seconds=window)
-    _prune_now_and_then(since, window)
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNT_SQL, {"keys": [key for _, key in keyed], "since": since, "limit": limit, "now": now})
-        refused = [ord_ for (ord_,) in cursor.fetchall()]
-    for position in refused:
-        out[keyed[position - 1][0]] = _refusal(limit, window)
-    return out
+    count = attempt_count(raw_clients)
+    rows = fetch_together([count.statement])[0] if count.statement is not None else []
+    return count.verdicts(rows)
 
 
 _pruned_at = float("-inf")

@@ -70,3 +70,45 @@ def test_a_value_too_long_for_its_column_fails_the_whole_statement_and_keeps_not
     with pytest.raises(DataError), transaction.atomic():
         insert_models(events)
     assert not GeoEvent.objects.filter(source_key__startswith="long:").exists()
+
+
+@pytest.mark.django_db
+def test_rows_with_keys_taken_beforehand_are_stored_under_those_keys_by_one_statement():
+    from twin.services.sql import allocate_ids, execute_as_one, insert_statement
+
+    events = _events("keyed")
+    keys = allocate_ids({GeoEvent: 3, GeoEventTransition: 0})
+    assert len(set(keys[GeoEvent])) == 3 and keys[GeoEventTransition] == []
+    for event, key in zip(events, keys[GeoEvent], strict=True):
+        event.pk = key
+    transitions = [GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW, actor_label="test")
+                   for e in events]
+    execute_as_one([insert_statement(transitions), None, insert_statement(events, with_ids=True)])  # any order
+    assert sorted(GeoEvent.objects.filter(source_key__startswith="keyed:").values_list("pk", flat=True)) == \
+        sorted(keys[GeoEvent])
+    assert GeoEventTransition.objects.filter(event_id__in=keys[GeoEvent]).count() == 3
+    with pytest.raises(ValueError, match="without its primary key"):
+        insert_statement(_events("unkeyed"), with_ids=True)
+
+
+@pytest.mark.django_db
+def test_one_statement_of_many_writes_keeps_nothing_when_one_part_fails():
+    from twin.services.sql import execute_as_one, insert_statement
+
+    fine, too_long = _events("part"), _events("part-long", category="x" * 500)
+    with pytest.raises(DataError), transaction.atomic():
+        execute_as_one([insert_statement(fine), insert_statement(too_long)])
+    assert not GeoEvent.objects.filter(source_key__startswith="part").exists()
+
+
+@pytest.mark.django_db
+def test_reads_sent_together_come_back_each_with_its_own_rows():
+    from django.db import ProgrammingError
+
+    from twin.services.sql import Statement, fetch_together
+
+    rows = fetch_together([Statement("SELECT generate_series(1, %s)", [3]), Statement("SELECT %(a)s::text", {"a": "ư"}),
+                           Statement("SELECT 1 WHERE false", [])])
+    assert rows == [[(1,), (2,), (3,)], [("ư",)], []]
+    with pytest.raises(ProgrammingError), transaction.atomic():
+        fetch_together([Statement("SELECT 1", []), Statement("SELECT no_such_column", [])])
