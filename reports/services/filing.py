@@ -48,8 +48,8 @@ from twin.models import (AdminArea, AdminLevel, Agency, City, EventStatus, Featu
                          Layer)
 from twin.services import announce, new_features_statement
 from twin.services.features import data_version_bumped, data_version_statement
-from twin.services.sql import (Statement, allocate_ids, allocate_statement, execute_as_one, fetch_together, ids_from,
-                               insert_statement)
+from twin.services.sql import (Statement, allocate_ids, allocate_statement, columns_statement, execute_as_one,
+                               fetch_together, ids_from, insert_statement)
 
 logger = logging.getLogger(__name__)
 
@@ -346,15 +346,11 @@ def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: di
     layer_ids = sorted({layers[r.city_id].pk for r in reports})
     execute_as_one([
         insert_statement(reports, with_ids=True),
-        insert_statement([Reporter(report=r, name=i.reporter.name, phone=i.reporter.phone, email=i.reporter.email,
-                                   device_id=i.reporter.device_id, account_id=i.reporter.account_id,
-                                   contact=i.reporter.contact)
-                          for r, i in zip(reports, items, strict=True) if not i.reporter.is_anonymous]),
+        _reporters(reports, items),
         insert_statement(media, with_ids=True),
-        insert_statement([s for r, i in zip(reports, items, strict=True) for s in _steps(r, i.actor_label, i.route)]),
+        _steps(reports, items),
         *_features_and_events(reports, photos, [f"reports:{i.actor_label}" for i in items], layers),
-        insert_statement([_notification(r, i) for r, i in zip(reports, items, strict=True)
-                          if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE]),
+        _notifications(reports, items),
         data_version_statement(layer_ids),
     ])
     for layer_id in layer_ids:
@@ -406,16 +402,43 @@ def _report(item: Prepared, route: Route, report_id: int, feature_id: int, event
                   feature_id=feature_id, event_id=event_id)
 
 
-def _steps(report: Report, actor_label: str, route: Route) -> list[ReportStep]:
-    at = report.reported_at
-    return [
-        ReportStep(report=report, action="file", from_status="", to_status=ReportStatus.RECEIVED,
-                   actor_label=actor_label, at=at, changes={"channel": report.channel}),
-        ReportStep(report=report, action="route", from_status=ReportStatus.RECEIVED,
-                   to_status=ReportStatus.RECEIVED, actor_label="routing", at=at,
-                   changes={"agency": route.agency.code if route.agency else None, "step": route.step,
-                            "ward": route.ward.code if route.ward else None, "rule": route.rule}),
-    ]
+def _reporters(reports: list[Report], items: list[Prepared]) -> Statement | None:
+    """The confidential reporter rows (none for an anonymous report), column-wise: no model instance per row."""
+    known = [(r, i.reporter) for r, i in zip(reports, items, strict=True) if not i.reporter.is_anonymous]
+    return columns_statement(Reporter, {
+        "report_id": [r.pk for r, _ in known], "name": [p.name for _, p in known], "phone": [p.phone for _, p in known],
+        "email": [p.email for _, p in known], "device_id": [p.device_id for _, p in known],
+        "account_id": [p.account_id for _, p in known], "contact": [p.contact for _, p in known]})
+
+
+def _steps(reports: list[Report], items: list[Prepared]) -> Statement | None:
+    """Each report's first two workflow steps: filed (by whom, through which channel) and routed (where, why)."""
+    report_id, action, from_status, to_status, actor_label, at, changes = [], [], [], [], [], [], []
+    for report, item in zip(reports, items, strict=True):
+        route = item.route
+        report_id += [report.pk, report.pk]
+        action += ["file", "route"]
+        from_status += ["", ReportStatus.RECEIVED]
+        to_status += [ReportStatus.RECEIVED, ReportStatus.RECEIVED]
+        actor_label += [item.actor_label, "routing"]
+        at += [report.reported_at, report.reported_at]
+        changes += [{"channel": report.channel},
+                    {"agency": route.agency.code if route.agency else None, "step": route.step,
+                     "ward": route.ward.code if route.ward else None, "rule": route.rule}]
+    return columns_statement(ReportStep, {"report_id": report_id, "action": action, "from_status": from_status,
+                                          "to_status": to_status, "actor_label": actor_label, "at": at,
+                                          "changes": changes})
+
+
+def _notifications(reports: list[Report], items: list[Prepared]) -> Statement | None:
+    """A first message for each reporter who asked for news, through the contact chosen."""
+    wanted = [(r, i.reporter.contact) for r, i in zip(reports, items, strict=True)
+              if not i.reporter.is_anonymous and i.reporter.contact != ContactChannel.NONE]
+    messages = [notify.message_for(r) for r, _ in wanted]
+    return columns_statement(Notification, {
+        "report_id": [r.pk for r, _ in wanted], "channel": [channel for _, channel in wanted],
+        "status": [r.status for r, _ in wanted], "subject": [subject for subject, _ in messages],
+        "body": [body for _, body in messages]})
 
 
 def _features_and_events(reports: list[Report], photos: dict[int, list[int]], producers: list[str],
@@ -442,15 +465,9 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
     for r, e in zip(reports, events, strict=True):
         r.event = e
     return [*statements, insert_statement(events, with_ids=True),
-            insert_statement([GeoEventTransition(event=e, from_status="", to_status=EventStatus.NEW,
-                                                 actor_label=producer)
-                              for e, producer in zip(events, producers, strict=True)])]
-
-
-def _notification(report: Report, item: Prepared) -> Notification:
-    subject, body = notify.message_for(report)
-    return Notification(report=report, channel=item.reporter.contact, status=report.status, subject=subject,
-                        body=body)
+            columns_statement(GeoEventTransition, {"event_id": [e.pk for e in events], "from_status": [""] * len(events),
+                                                   "to_status": [EventStatus.NEW] * len(events),
+                                                   "actor_label": producers})]
 
 
 __all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "duplicates_of", "file_batch", "write_batch"]

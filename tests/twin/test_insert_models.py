@@ -112,3 +112,25 @@ def test_reads_sent_together_come_back_each_with_its_own_rows():
     assert rows == [[(1,), (2,), (3,)], [("ư",)], []]
     with pytest.raises(ProgrammingError), transaction.atomic():
         fetch_together([Statement("SELECT 1", []), Statement("SELECT no_such_column", [])])
+
+
+@pytest.mark.django_db
+def test_rows_given_column_wise_are_stored_as_model_instances_would_be_with_defaults_for_fields_left_out():
+    from twin.services.sql import columns_statement, execute_as_one
+
+    events = insert_models(_events("cols"))
+    execute_as_one([columns_statement(GeoEventTransition, {
+        "event_id": [e.pk for e in events], "from_status": [""] * 3, "to_status": [EventStatus.ACKNOWLEDGED] * 3,
+        "actor_label": ["a", "b", "c"]})])
+    insert_models([GeoEventTransition(event=events[0], from_status="", to_status=EventStatus.ACKNOWLEDGED,
+                                      actor_label="model")])
+    rows = list(GeoEventTransition.objects.filter(event__in=events).order_by("pk").values(
+        "to_status", "actor_label", "note", "changes", "actor_id"))
+    assert [r["actor_label"] for r in rows] == ["a", "b", "c", "model"]
+    assert all({k: v for k, v in r.items() if k != "actor_label"} == {
+        "to_status": "acknowledged", "note": "", "changes": {}, "actor_id": None} for r in rows)
+    assert GeoEventTransition.objects.filter(event__in=events, at__isnull=True).count() == 0
+    with pytest.raises(ValueError, match="different lengths"):
+        columns_statement(GeoEventTransition, {"event_id": [1, 2], "actor_label": ["x"]})
+    with pytest.raises(ValueError, match="no field"):
+        columns_statement(GeoEventTransition, {"event_id": [1], "nonsense": ["x"]})
