@@ -16,7 +16,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -272,23 +272,30 @@ def allocate_ids(counts: dict[type[Model], int]) -> dict[type[Model], list[int]]
 
 
 def fetch_together(statements: Sequence[Statement]) -> list[list[tuple]]:
-    """Send the statements in one psycopg pipeline and return each one's rows: one wait for the server, not one each.
+    """Send the statements as one query text and return each one's rows: one wait for the server, not one each.
 
     Why: the report writer's reads before its write (the rate-limit count,
     the ward candidates of the batch's places, the new keys) are independent;
     sent one by one each was a wait for the server and then, under load,
-    10–20 ms for a core and the GIL. A failing statement fails the ones after
-    it (raised as Django's exception type). Inside or outside a transaction.
+    10–20 ms for a core and the GIL. A psycopg pipeline still waited once per
+    statement (each ``execute`` polls the socket, releasing the GIL); here
+    each statement is bound on the client (``mogrify``: these are small) and
+    the text goes in one simple-protocol message, its results read with
+    ``nextset``. Outside a transaction the statements form one implicit
+    transaction: a failing one keeps nothing of the others (raised as
+    Django's exception type). Every statement must return rows.
     """
+    if not statements:
+        return []
     connection.ensure_connection()
-    conn = connection.connection
-    kind = _LoggedCursor if connection.queries_logged else psycopg.Cursor
-    with connection.wrap_database_errors, ExitStack() as stack:
-        cursors = [stack.enter_context(kind(conn)) for _ in statements]
-        with conn.pipeline():
-            for cursor, statement in zip(cursors, statements, strict=True):
-                cursor.execute(statement.sql, statement.params)
-            return [cursor.fetchall() for cursor in cursors]
+    with connection.wrap_database_errors, psycopg.ClientCursor(connection.connection) as cursor:
+        text = ";\n".join(cursor.mogrify(s.sql, s.params) for s in statements)
+        with _logged(text) if connection.queries_logged else nullcontext():
+            cursor.execute(text)      # no parameters: the simple protocol, which allows several statements
+        out = [cursor.fetchall()]
+        while cursor.nextset():
+            out.append(cursor.fetchall())
+    return out
 
 
 __all__ = ["Statement", "allocate_ids", "allocate_statement", "bound_cursor", "columns_statement", "execute_as_one",
