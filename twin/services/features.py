@@ -8,6 +8,11 @@ extent), reports the row and the problem, and writes nothing unless the
 whole batch is acceptable. Rows are streamed with ``COPY`` into a temporary
 table and merged with one ``INSERT ... ON CONFLICT`` so re-running a load
 updates instead of duplicating.
+
+One producer writes rows known to be new as part of a larger statement of
+its own (the citizen-report writer): :func:`new_features_statement` runs the
+same checks and returns the insert to send; :func:`data_version_statement`
+is the version bump to send with it.
 """
 from __future__ import annotations
 
@@ -144,7 +149,6 @@ def write_features(
     on_invalid: Literal["repair", "reject"] = "repair",
     replace: bool = False,
     progress: bool = False,
-    bump_version: bool = True,
 ) -> WriteReport:
     """Validate and write ``rows`` into ``layer`` atomically.
 
@@ -159,11 +163,6 @@ def write_features(
         reports them; ``reject`` refuses the batch.
     replace:
         Also delete the layer's features whose ids are not in ``rows`` (a full reload).
-    bump_version:
-        False: the caller bumps the layer's data version itself, later in the same
-        transaction (:func:`bump_data_version`). The bump locks the layer's version
-        row until commit; a caller with more to write after the features (report
-        filing) bumps last, so concurrent writers of the layer wait for a commit only.
 
     Returns
     -------
@@ -184,7 +183,7 @@ def write_features(
             report.inserted = len(rows)
         else:
             _stage_and_merge(cursor, layer, rows, invalid, replace=replace, progress=progress, report=report)
-        if bump_version and (report.inserted or report.updated or report.deleted):
+        if report.inserted or report.updated or report.deleted:
             bump_data_version(cursor, layer.pk)
     logger.debug(report.summary())
     return report
