@@ -335,19 +335,16 @@ def write_batch(items: list[Prepared], *, announce_each: bool = True, layers: di
     reports = [_report(item, item.route, report_id, feature_id, event_id) for item, report_id, feature_id, event_id
                in zip(items, ids[Report], ids[Feature], ids[GeoEvent])]          # (unused keys are left over)
     media_ids = iter(ids[ReportMedia])
-    media = [ReportMedia(pk=next(media_ids), report=r, kind=m.kind, stage="intake", content_type=m.content_type,
-                         sha256=m.digest or media_store.store(m.data), size=len(m.data), width=m.width,
-                         height=m.height)
-             for r, i in zip(reports, items, strict=True) for m in i.media]
+    media = [(next(media_ids), r.pk, m) for r, i in zip(reports, items, strict=True) for m in i.media]
     photos: dict[int, list[int]] = {}
-    for m in media:
+    for media_id, report_id, m in media:
         if m.kind == "photo":
-            photos.setdefault(m.report_id, []).append(m.pk)
+            photos.setdefault(report_id, []).append(media_id)
     layer_ids = sorted({layers[r.city_id].pk for r in reports})
     execute_as_one([
         insert_statement(reports, with_ids=True),
         _reporters(reports, items),
-        insert_statement(media, with_ids=True),
+        _media_rows(media),
         _steps(reports, items),
         *_features_and_events(reports, photos, [f"reports:{i.actor_label}" for i in items], layers),
         _notifications(reports, items),
@@ -400,6 +397,17 @@ def _report(item: Prepared, route: Route, report_id: int, feature_id: int, event
                   status=ReportStatus.RECEIVED, ward=route.ward, agency=route.agency, routing=route.as_payload(),
                   reported_at=item.reported_at, due_at=item.reported_at + timedelta(hours=item.category.deadline_hours),
                   feature_id=feature_id, event_id=event_id)
+
+
+def _media_rows(media: list[tuple[int, int, CleanMedia]]) -> Statement | None:
+    """The rows naming each photo's or video's file (its SHA-256; the bytes are files by now), under their keys."""
+    return columns_statement(ReportMedia, {
+        "id": [media_id for media_id, _, _ in media], "report_id": [report_id for _, report_id, _ in media],
+        "kind": [m.kind for _, _, m in media], "stage": ["intake"] * len(media),
+        "content_type": [m.content_type for _, _, m in media],
+        "sha256": [m.digest or media_store.store(m.data) for _, _, m in media],
+        "size": [len(m.data) for _, _, m in media], "width": [m.width for _, _, m in media],
+        "height": [m.height for _, _, m in media]})
 
 
 def _reporters(reports: list[Report], items: list[Prepared]) -> Statement | None:
