@@ -8,7 +8,8 @@ files it with :func:`reports.services.filing.file_batch` on its own
 connection, and resolves each future with the stored report or its error
 only after the commit — a citizen never gets a confirmation for a report
 that was rolled back — then hands the batch's new events to its announcer
-thread, which publishes them live (in order) while the writer goes on.
+thread, which publishes them live (in order) and logs each filing while the
+writer goes on.
 
 Why a thread and not per-request transactions: the reports layer's
 data-version row is locked by each feature write until commit, so
@@ -103,7 +104,7 @@ class Batcher:
         return batch
 
     def _run(self) -> None:
-        from reports.services.filing import announce_filed, file_batch
+        from reports.services.filing import announce_filed, file_batch, log_filed
 
         while True:
             batch = self._take()
@@ -120,8 +121,17 @@ class Batcher:
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 future.set_result(result)
-            self.announcer.submit(announce_filed, [r for r in results if not isinstance(r, BaseException)])
+            stored = [(r, len(p.media)) for (p, _), r in zip(batch, results, strict=True)
+                      if not isinstance(r, BaseException)]
+            self.announcer.submit(_after_commit, stored, announce_filed, log_filed)
             _drop_if_broken()
+
+
+def _after_commit(stored: list, announce_filed, log_filed) -> None:
+    """In the announcer thread: publish the batch's new events live, then log each filing (off the hot threads)."""
+    announce_filed([report for report, _ in stored])
+    for report, media_count in stored:
+        log_filed(report, media_count)
 
 
 def _drop_if_broken() -> None:

@@ -298,6 +298,18 @@ def announce_filed(reports: list[Report]) -> None:
         logger.exception("announcing %d new report events failed", len(events))
 
 
+def log_filed(report: Report, media_count: int) -> None:
+    """The operators' trace of a stored report: id, category, ward, agency, how many media; no reporter field, ever.
+
+    Batched filings are logged by the writer's announcer thread (see
+    ``batcher``), off the request threads and the writer: formatting and
+    writing the line was ~0.5 ms of a request's ~3.7 ms of CPU.
+    """
+    logger.info("report %s filed: category %s, ward %s, agency %s, %d media", report.pk, report.category.code,
+                report.ward.code if report.ward else None, report.agency.code if report.agency else None,
+                media_count)
+
+
 def _alone(item: Prepared, announce_later: bool) -> Report | TwinError:
     try:
         return file_batch([item], announce_later=announce_later)[0]
@@ -478,4 +490,5 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
                                                    "actor_label": producers})]
 
 
-__all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "duplicates_of", "file_batch", "write_batch"]
+__all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "duplicates_of", "file_batch", "log_filed",
+           "write_batch"]

@@ -27,7 +27,7 @@ from reports.services import media_store
 from reports.services.errors import MissingLocation, OutsideCity
 from reports.services.media import CleanMedia, MediaUpload, clean_uploads
 from reports.services.batcher import batcher
-from reports.services.filing import ROUTES, Prepared, file_batch
+from reports.services.filing import ROUTES, Prepared, file_batch, log_filed
 from reports.services.ratelimit import check_and_count
 from reports.services.text import clean_text
 from twin.errors import InvalidInput, NotFound, TwinError
@@ -206,11 +206,9 @@ def file_report(draft: ReportDraft) -> Filed:
         result = batcher().submit(prepared).result()
     if isinstance(result, BaseException):
         raise result
-    duplicates = _reports_by_id(result.duplicate_ids)
-    logger.info("report %s filed: category %s, ward %s, agency %s, %d media", result.pk, prepared.category.code,
-                result.ward.code if result.ward else None, result.agency.code if result.agency else None,
-                len(prepared.media))
-    return Filed(report=result, duplicates=duplicates)
+    if alone:
+        log_filed(result, len(prepared.media))   # the writer's announcer thread logs the ones it filed
+    return Filed(report=result, duplicates=_reports_by_id(result.duplicate_ids))
 
 
 def with_stored_media(prepared: Prepared) -> Prepared:

@@ -138,9 +138,14 @@ def test_batch_routing_sample_includes_boundary_points_with_several_candidates(h
 
 
 def test_concurrent_submitters_share_commits_and_each_gets_its_own_correctly_routed_report(
-        django_db_setup, django_db_blocker):
-    """Eight threads outside any transaction file through the writer thread (committed), then clean up."""
+        django_db_setup, django_db_blocker, caplog):
+    """Threads outside any transaction file through the writer thread (committed), each filing is logged
+    by the writer's announcer thread, then clean up."""
+    import logging
+
     from reports.services.batcher import batcher
+
+    caplog.set_level(logging.INFO, logger="reports.services.filing")
 
     with django_db_blocker.unblock():
         wards = _wards()
@@ -178,6 +183,10 @@ def test_concurrent_submitters_share_commits_and_each_gets_its_own_correctly_rou
                 assert report.feature_id and report.event_id
             ids = [f.report.pk for f in results.values()]
             assert _rows_of(ids) == {"reports": 24, "media": 24, "steps": 48, "features": 24, "events": 24}
+            batcher().announcer.submit(lambda: None).result(10)      # what the announcer had queued is done
+            logged = {r.args[0] for r in caplog.records if r.getMessage().startswith("report ")
+                      and " filed: " in r.getMessage() and r.getMessage().endswith(", 1 media")}
+            assert logged >= set(ids)
         finally:
             in_own_thread(lambda: delete_reports_after(last))
 
