@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import nullcontext
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -32,7 +32,6 @@ from django.contrib.gis.geos import Point
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ingestion.routing import (Candidate, Route, candidates_from, candidates_statement, choose_ward,
@@ -485,9 +484,9 @@ def _features_and_events(reports: list[Report], photos: dict[int, list[int]], pr
     for r, e in zip(reports, events, strict=True):
         r.event = e
     return [*statements, insert_statement(events, with_ids=True),
-            columns_statement(GeoEventTransition, {"event_id": [e.pk for e in events], "from_status": [""] * len(events),
-                                                   "to_status": [EventStatus.NEW] * len(events),
-                                                   "actor_label": producers})]
+            columns_statement(GeoEventTransition, {
+                "event_id": [e.pk for e in events], "from_status": [""] * len(events),
+                "to_status": [EventStatus.NEW] * len(events), "actor_label": producers})]
 
 
 __all__ = ["ROUTES", "Prepared", "RouteCache", "announce_filed", "duplicates_of", "file_batch", "log_filed",

@@ -11,7 +11,6 @@ geo-event, the citizen's first notification.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -34,7 +33,6 @@ from twin.errors import InvalidInput, NotFound, TwinError
 from twin.models import City
 from twin.services import make_point
 
-logger = logging.getLogger(__name__)
 
 DUPLICATE_RADIUS_M = 50
 PHONE_CHARS = set("0123456789+ .-()")

@@ -211,7 +211,7 @@ _INSERT_NEW_SQL = (
 
 
 def new_features_statement(layer: Layer, rows: Sequence[FeatureRow], ids: Sequence[int]) -> Statement | None:
-    """The insert of rows known to be new into ``layer`` under the given feature ids, checked as :func:`write_features` checks.
+    """The insert of rows known to be new into ``layer`` under the given ids, checked as :func:`write_features` checks.
 
     For a writer that sends its whole batch as one statement
     (:func:`twin.services.sql.execute_as_one`; the citizen-report filing):

@@ -43,18 +43,14 @@ class _LoggedCursor(psycopg.Cursor):
         with _logged(query):
             return super().execute(query, params, **kwargs)
 
-    def executemany(self, query, params_seq, **kwargs):
-        with _logged(query, many=True):
-            return super().executemany(query, params_seq, **kwargs)
-
 
 @contextmanager
-def _logged(query, many: bool = False) -> Iterator[None]:
+def _logged(query) -> Iterator[None]:
     start = time.monotonic()
     try:
         yield
     finally:
-        connection.queries_log.append({"sql": f"{query}", "time": f"{time.monotonic() - start:.3f}", "many": many})
+        connection.queries_log.append({"sql": f"{query}", "time": f"{time.monotonic() - start:.3f}"})
 
 
 @contextmanager
@@ -114,9 +110,9 @@ def _column(field: Field) -> _Column:
     return _Column(field, db_type, f"u.{name}", functools.partial(field.get_db_prep_save, connection=connection))
 
 
-_AS_IS = frozenset({"AutoField", "BigAutoField", "ForeignKey", "OneToOneField", "BigIntegerField", "IntegerField", "SmallIntegerField",
-                    "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField", "BooleanField",
-                    "UUIDField", "FloatField"})
+_AS_IS = frozenset({"AutoField", "BigAutoField", "ForeignKey", "OneToOneField", "BigIntegerField", "IntegerField",
+                    "SmallIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
+                    "BooleanField", "UUIDField", "FloatField"})
 
 
 @functools.cache
@@ -163,9 +159,10 @@ def columns_statement(model: type[Model], values: dict[str, Sequence[Any]]) -> S
     """The insert of new rows of ``model`` given column-wise: field (attribute) name → one value per row.
 
     A field not given takes its default (``auto_now``/``auto_now_add``: now) in
-    every row; the primary key, when given, is inserted as given. Why: building a Django model instance per row cost the report
-    writer a quarter of its CPU (two steps, a transition, a reporter and a
-    notification per report) for rows nobody reads back. Values travel as
+    every row; the primary key, when given, is inserted as given. Why:
+    building a Django model instance per row cost the report writer a quarter
+    of its CPU (two steps, a transition, a reporter, a notification and the
+    media rows of each report) for rows nobody reads back. Values travel as
     :func:`insert_statement`'s do.
     """
     lengths = {len(v) for v in values.values()}
@@ -209,7 +206,7 @@ def execute_as_one(statements: Sequence[Statement | None]) -> None:
         cursor.execute(sql, [p for s in parts for p in s.params])
 
 
-def insert_models(objs: Sequence[Model], *, with_ids: bool = False) -> list[Model]:
+def insert_models(objs: Sequence[Model]) -> list[Model]:
     """``bulk_create`` of new rows of one model on a hot path: one ``INSERT … SELECT FROM unnest``, bound on the server.
 
     Why: the citizen-report writer spent 38 % of its time in Django's
@@ -224,17 +221,13 @@ def insert_models(objs: Sequence[Model], *, with_ids: bool = False) -> list[Mode
     ``unnest`` in array order, as Django's own ``UNNEST`` insert relies on;
     tests/twin/test_insert_models.py checks it). Not for models with
     multi-table inheritance; no signals are sent (nor does ``bulk_create``).
-    ``with_ids``: as :func:`insert_statement`; nothing is read back.
     """
-    statement = insert_statement(objs, with_ids=with_ids)
+    statement = insert_statement(objs)
     if statement is None:
         return list(objs)
     model = type(objs[0])
     pk_column = connection.ops.quote_name(model._meta.pk.column)
     with bound_cursor() as cursor:
-        if with_ids:
-            cursor.execute(statement.sql, statement.params)
-            return list(objs)
         cursor.execute(f"{statement.sql} RETURNING {pk_column}", statement.params)
         ids = cursor.fetchall()
     pk = model._meta.pk.attname
@@ -244,7 +237,10 @@ def insert_models(objs: Sequence[Model], *, with_ids: bool = False) -> list[Mode
 
 
 def allocate_statement(counts: dict[type[Model], int]) -> Statement:
-    """The query behind :func:`allocate_ids`, to send with other reads (:func:`fetch_together`); see :func:`ids_from`."""
+    """The query behind :func:`allocate_ids`, to send with other reads (:func:`fetch_together`).
+
+    Its rows give the keys through :func:`ids_from`.
+    """
     parts, params = [], []
     for model, n in counts.items():
         meta = model._meta
