@@ -104,7 +104,7 @@ class Batcher:
         return batch
 
     def _run(self) -> None:
-        from reports.services.filing import announce_filed, file_batch, log_filed
+        from reports.services.filing import file_batch
 
         while True:
             batch = self._take()
@@ -123,12 +123,14 @@ class Batcher:
                 future.set_result(result)
             stored = [(r, len(p.media)) for (p, _), r in zip(batch, results, strict=True)
                       if not isinstance(r, BaseException)]
-            self.announcer.submit(_after_commit, stored, announce_filed, log_filed)
+            self.announcer.submit(_after_commit, stored)
             _drop_if_broken()
 
 
-def _after_commit(stored: list, announce_filed, log_filed) -> None:
+def _after_commit(stored: list) -> None:
     """In the announcer thread: publish the batch's new events live, then log each filing (off the hot threads)."""
+    from reports.services.filing import announce_filed, log_filed   # imported when used, as in _run
+
     announce_filed([report for report, _ in stored])
     for report, media_count in stored:
         log_filed(report, media_count)

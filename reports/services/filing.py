@@ -216,18 +216,19 @@ def _read_first(batch: list[Prepared], count_attempts: bool
 
     Keys and candidates are read for every draft; those of a refused one go unused.
     """
-    count = attempt_count([item.client for item in batch] if count_attempts else [])
+    count = attempt_count([item.client for item in batch]) if count_attempts else None
     unrouted = [item.point for item in batch if item.route is None]
     counts = _id_counts(batch)
     statements = [allocate_statement(counts)]
     if unrouted:
         statements.append(candidates_statement(unrouted, router().cfg.boundary_tolerance_m))
-    if count.statement is not None:
+    counting = count is not None and count.statement is not None
+    if counting:
         statements.append(count.statement)
     rows = fetch_together(statements)
     found = candidates_from(rows[1], len(unrouted)) if unrouted else []
-    limited = count.verdicts(rows[-1]) if count.statement is not None else []
-    return limited or [None] * len(batch), found, ids_from(rows[0], counts)
+    limited = count.verdicts(rows[-1]) if counting else [None] * len(batch)
+    return limited, found, ids_from(rows[0], counts)
 
 
 def file_batch(batch: list[Prepared], *, announce_later: bool = False,

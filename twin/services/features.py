@@ -237,7 +237,7 @@ def new_features_statement(layer: Layer, rows: Sequence[FeatureRow], ids: Sequen
 
 
 _BUMP_SQL = ("INSERT INTO twin_layer_data_version (layer_id, version) "
-             "VALUES (%s, nextval('twin_layer_data_version_seq')) "
+             "SELECT l, nextval('twin_layer_data_version_seq') FROM unnest(%s::bigint[]) AS l "
              "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()")
 
 
@@ -249,19 +249,18 @@ def bump_data_version(cursor, layer_id: int) -> None:
     version becomes visible exactly when the new rows do. Versions come from one
     sequence, so they never repeat, not even for a re-created layer.
     """
-    cursor.execute(_BUMP_SQL, [layer_id])
+    statement = data_version_statement([layer_id])
+    cursor.execute(statement.sql, statement.params)
     data_version_bumped(layer_id)
 
 
 def data_version_statement(layer_ids: Iterable[int]) -> Statement | None:
-    """:func:`bump_data_version` of ``layer_ids`` as one statement to send with the write; call
-    :func:`data_version_bumped` for each once it has run."""
+    """:func:`bump_data_version` of ``layer_ids`` as one statement, to send with a write (or alone);
+    call :func:`data_version_bumped` for each once it has run."""
     ids = sorted(set(layer_ids))     # a fixed order: no lock-order deadlocks
     if not ids:
         return None
-    return Statement("INSERT INTO twin_layer_data_version (layer_id, version) "
-                     "SELECT l, nextval('twin_layer_data_version_seq') FROM unnest(%b::bigint[]) AS l "
-                     "ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, changed_at = now()", [ids])
+    return Statement(_BUMP_SQL, [ids])
 
 
 def data_version_bumped(layer_id: int) -> None:
