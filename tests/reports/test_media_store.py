@@ -45,6 +45,19 @@ def test_store_is_content_addressed_complete_and_idempotent(media_dir):
     assert not list(path.parent.glob(".incoming-*"))        # the temporary file was renamed, not left
 
 
+def test_a_write_that_fails_leaves_no_file_and_no_temporary(media_dir, monkeypatch):
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(media_store.os, "fsync", disk_full)      # the failure a full disk gives at fsync
+    with pytest.raises(OSError):
+        media_store.store(b"never complete")
+    monkeypatch.undo()
+    folder = media_store.path_of(media_store.digest_of(b"never complete")).parent
+    assert list(folder.iterdir()) == []
+    assert media_store.read(media_store.store(b"never complete")) == b"never complete"   # a retry stores it
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "ab", "A" * 64, "g" * 64, ""])
 def test_a_name_that_is_not_a_digest_never_becomes_a_path(media_dir, name):
     with pytest.raises(ValueError):
