@@ -17,6 +17,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from ingestion.live.routing import lifespan, websocket_urlpatterns  # noqa: E402
+from twin import daphne_requests  # noqa: E402
+
+daphne_requests.install()   # before daphne accepts a connection: no second, unused parse of form bodies
 
 application = ProtocolTypeRouter({
     "http": django_application,

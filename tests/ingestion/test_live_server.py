@@ -7,6 +7,8 @@ over a real socket.
 """
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import socket
 import subprocess
@@ -100,3 +102,22 @@ def test_the_client_helper_reports_a_refused_token(live, server):
     with pytest.raises(LiveRefused) as refused:
         live.runner.run(connect())
     assert refused.value.code == "NotAuthenticated"
+
+
+def test_a_multipart_form_reaches_django_whole_through_daphne(server):
+    """The form body Twisted no longer parses (twin/daphne_requests.py) still arrives whole: Django parses it."""
+    boundary = "citytwin-daphne-test"
+    fields = {"service_code": "littering", "lat": "16.46", "long": "107.58", "media_url": "http://example.invalid/a.jpg"}
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                    for name, value in fields.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n'
+             f"Content-Type: image/jpeg\r\n\r\n").encode() + os.urandom(200_000) + f"\r\n--{boundary}--\r\n".encode()
+    port = int(server.split(":")[2].split("/")[0])
+    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection_.request("POST", "/open311/v2/requests.json", body=body,
+                        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    response = connection_.getresponse()
+    answer = json.loads(response.read())
+    connection_.close()
+    # Refused for its media_url before anything is stored: Django read that field from the multipart body.
+    assert response.status == 400 and "media_url" in answer[0]["description"]
