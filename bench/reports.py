@@ -497,7 +497,7 @@ def main() -> None:
               f"{f['py_ms']:.1f} / {f['pg_ms']:.1f} | "
               f"{verdict(f['per_s'] >= FILING_PER_S)} |" + (f" {f['failed']} failed, e.g. {f['errors']}" if f["errors"] else ""))
     if http:
-        print(f"\n### Filing over HTTP (Open311 POST, multipart, one {args.photo} photo)\n")
+        print(f"\n### Filing over HTTP (Open311 POST, multipart, one {args.photo} photo, each distinct)\n")
         print("| server | client threads | reports | reports/s | p50 ms | p95 ms | CPU ms/report: server / PostgreSQL | "
               "client CPU ms | goal ≥ 200/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for f in http:
