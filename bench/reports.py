@@ -94,7 +94,8 @@ def setup_database(keep_name: str | None = None):
     os.environ["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{name}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "twin.settings"
     # The filed photos go to a scratch store beside the project's (same disk), removed with the database.
-    os.environ["REPORTS_MEDIA_DIR"] = tempfile.mkdtemp(prefix=f"{name}-media-", dir=Path(project_settings.REPORTS_MEDIA_DIR).parent)
+    os.environ["REPORTS_MEDIA_DIR"] = tempfile.mkdtemp(prefix=f"{name}-media-",
+                                                       dir=Path(project_settings.REPORTS_MEDIA_DIR).parent)
     importlib.reload(project_settings)   # re-read DATABASE_URL: never touch the real database
     import django
 
@@ -489,7 +490,8 @@ def main() -> None:
     print(f"| {routing['p50']:.2f} | {routing['p95']:.2f} | {routing['p99']:.2f} | {routing['max']:.1f} | "
           f"{verdict(routing['p95'] <= ROUTING_P95_MS)} |")
     print(f"\nsteps that decided: {routing['steps']}")
-    print(f"\n### Filing with one {args.photo} photo ({photos.size // 1024} KiB JPEG with EXIF, each distinct) per report\n")
+    print(f"\n### Filing with one {args.photo} photo ({photos.size // 1024} KiB JPEG with EXIF, each distinct) "
+          "per report\n")
     print("| threads | reports | reports/s | p50 ms | p95 ms | CPU ms/report: Python / PostgreSQL | goal ≥ 200/s |\n"
           "|---:|---:|---:|---:|---:|---:|---|")
     for f in filing:

@@ -107,7 +107,8 @@ def test_the_client_helper_reports_a_refused_token(live, server):
 def test_a_multipart_form_reaches_django_whole_through_daphne(server):
     """The form body Twisted no longer parses (twin/daphne_requests.py) still arrives whole: Django parses it."""
     boundary = "citytwin-daphne-test"
-    fields = {"service_code": "littering", "lat": "16.46", "long": "107.58", "media_url": "http://example.invalid/a.jpg"}
+    fields = {"service_code": "littering", "lat": "16.46", "long": "107.58",
+              "media_url": "http://example.invalid/a.jpg"}
     body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
                     for name, value in fields.items())
     body += (f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n'

@@ -7,13 +7,14 @@ from daphne.server import Server
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-import twin.asgi  # noqa: F401  (serving the ASGI application installs it)
 from twin import daphne_requests
 
 
 def _request_of_a_new_connection():
     """What daphne builds for a request on a new connection (``Server.run`` without listening or a reactor)."""
-    server = Server(application=twin.asgi.application, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    from twin.asgi import application     # loading the ASGI application installs the request class
+
+    server = Server(application=application, endpoints=["tcp:port=0:interface=127.0.0.1"])
     server.connections = {}
     protocol = http_protocol.HTTPFactory(server).buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
     protocol.makeConnection(StringTransport())      # Twisted's in-memory transport: no socket is opened
@@ -27,6 +28,7 @@ def test_daphne_requests_built_for_new_connections_skip_twisteds_form_parse():
 
 
 def test_installing_twice_changes_nothing_more():
+    _request_of_a_new_connection()
     before = http_protocol.WebRequest
     assert daphne_requests.install() is True
     assert http_protocol.WebRequest is before
