@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from ingestion.live.client import LiveClient, LiveRefused
 from tests.ingestion.live_support import HUE_BBOX, NGO_MON, draft_at, live, percentiles  # noqa: F401
@@ -106,19 +108,15 @@ def test_the_client_helper_reports_a_refused_token(live, server):
 
 def test_a_multipart_form_reaches_django_whole_through_daphne(server):
     """The form body Twisted no longer parses (twin/daphne_requests.py) still arrives whole: Django parses it."""
-    boundary = "citytwin-daphne-test"
-    fields = {"service_code": "littering", "lat": "16.46", "long": "107.58",
-              "media_url": "http://example.invalid/a.jpg"}
-    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-                    for name, value in fields.items())
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n'
-             f"Content-Type: image/jpeg\r\n\r\n").encode() + os.urandom(200_000) + f"\r\n--{boundary}--\r\n".encode()
+    body = encode_multipart(BOUNDARY, {"service_code": "littering", "lat": "16.46", "long": "107.58",
+                                       "media_url": "http://example.invalid/a.jpg",
+                                       "media": SimpleUploadedFile("a.jpg", os.urandom(200_000), "image/jpeg")})
     port = int(server.split(":")[2].split("/")[0])
-    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection_.request("POST", "/open311/v2/requests.json", body=body,
-                        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    response = connection_.getresponse()
+    web = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    web.request("POST", "/open311/v2/requests.json", body=body,
+                headers={"Content-Type": MULTIPART_CONTENT})
+    response = web.getresponse()
     answer = json.loads(response.read())
-    connection_.close()
+    web.close()
     # Refused for its media_url before anything is stored: Django read that field from the multipart body.
     assert response.status == 400 and "media_url" in answer[0]["description"]
