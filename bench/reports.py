@@ -93,9 +93,12 @@ def setup_database(keep_name: str | None = None):
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template1')
     os.environ["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{name}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "twin.settings"
-    # The filed photos go to a scratch store beside the project's (same disk), removed with the database.
-    os.environ["REPORTS_MEDIA_DIR"] = tempfile.mkdtemp(prefix=f"{name}-media-",
-                                                       dir=Path(project_settings.REPORTS_MEDIA_DIR).parent)
+    # The filed photos go to a scratch store beside the project's (same disk), removed with the database;
+    # a store left by ``--keep`` goes with the database it belonged to, dropped above.
+    media_parent = Path(project_settings.REPORTS_MEDIA_DIR).parent
+    for kept in media_parent.glob(f"{name}-media-*"):
+        shutil.rmtree(kept, ignore_errors=True)
+    os.environ["REPORTS_MEDIA_DIR"] = tempfile.mkdtemp(prefix=f"{name}-media-", dir=media_parent)
     importlib.reload(project_settings)   # re-read DATABASE_URL: never touch the real database
     import django
 
